@@ -1,0 +1,17 @@
+"""Exceptions that the CLI turns into one line on stderr and an exit code, never a traceback."""
+
+
+class VidpromptError(Exception):
+    """A runtime failure the user can act on (exit code 1)."""
+
+    exit_code = 1
+
+
+class UsageError(VidpromptError):
+    """Bad arguments, labels, model names or option values (exit code 2)."""
+
+    exit_code = 2
+
+
+class VideoError(VidpromptError):
+    """A video that cannot be opened or decoded; reported per video, the rest go on."""

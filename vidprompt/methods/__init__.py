@@ -1,0 +1,5 @@
+"""Video-text methods on a frozen CLIP: one module each, one interface (:class:`VideoTextModel`)."""
+
+from .base import VideoTextModel
+
+__all__ = ["VideoTextModel"]

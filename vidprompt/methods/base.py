@@ -1,0 +1,74 @@
+"""The interface every method implements, so classify, eval and training treat them alike.
+
+Frames enter as a float tensor ``[B, T, 3, H, W]`` already normalised with the backbone's own mean/std.
+Video and text embeddings leave L2-normalised; ``logit_scale`` turns their cosine into logits.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..backbone import Backbone
+
+
+class VideoTextModel(nn.Module):
+    """Scores videos against free-form class names with a frozen CLIP backbone plus trained parts."""
+
+    method: str = "base"
+    # True when per-frame features come from the frozen image encoder alone, so they can be cached and
+    # training can run on ``aggregate`` without touching the backbone (zero-shot, PromptCLIP).
+    frame_features_cacheable: bool = True
+
+    def __init__(self, backbone: Backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.clip = backbone.model  # registered as a submodule: .to(device) moves it too
+
+    # --- video side -------------------------------------------------------------------------------------
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[B, T, 3, H, W]`` -> per-frame projected image features ``[B, T, D]`` (not normalised)."""
+        b, t = frames.shape[:2]
+        features = self.clip.encode_image(frames.flatten(0, 1))
+        return features.reshape(b, t, -1)
+
+    def aggregate(self, frame_features: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]`` frame features -> normalised video embedding ``[B, D]``."""
+        raise NotImplementedError
+
+    def encode_video(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.aggregate(self.encode_frames(frames))
+
+    # --- text side --------------------------------------------------------------------------------------
+    def encode_labels(self, labels: Sequence[str]) -> torch.Tensor:
+        """Class names -> normalised class embeddings ``[C, D]``."""
+        raise NotImplementedError
+
+    def text_cache_key(self) -> str | None:
+        """A string that identifies the text side's weights, or ``None`` when text embeddings must not be
+        cached on disk (e.g. while prompts are being trained)."""
+        return None
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, video_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.logit_scale * video_embeddings @ label_embeddings.t()
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+    def hparams(self) -> dict:
+        """Everything beyond the backbone needed to rebuild this model (JSON-serialisable)."""
+        return {}
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trained tensors only (what a checkpoint stores): parameters that require grad + buffers
+        registered outside the frozen CLIP."""
+        return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x.float(), dim=-1)
