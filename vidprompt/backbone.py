@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import os
+import socket
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,23 +95,71 @@ def _file_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
 
 
-def _fetch_tagged_weights(name: str, tag: str) -> dict:
-    """Make sure the weights of a known tag are in the local cache (download if allowed), fail fast if not."""
+def _cached_tag_weights(cfg: dict) -> str | None:
+    """The local file of a tag's weights if a previous download left it in the cache, else ``None``."""
+    from open_clip import pretrained as oc_pretrained
+
+    if cfg.get("file"):
+        return cfg["file"] if os.path.isfile(cfg["file"]) else None
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, filename = os.path.split(hub)
+        names = [filename] if filename else [oc_pretrained.HF_SAFE_WEIGHTS_NAME, oc_pretrained.HF_WEIGHTS_NAME]
+        if filename.endswith((".bin", ".pth")):
+            names.insert(0, filename[:-4] + ".safetensors")
+        for name in names:
+            found = try_to_load_from_cache(repo_id, name)
+            if isinstance(found, str) and os.path.isfile(found):
+                return found
+    url = cfg.get("url", "")
+    if url:  # legacy direct downloads land in ~/.cache/clip
+        legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url)
+        if legacy.is_file():
+            return str(legacy)
+    return None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe, so a machine without network fails in seconds instead of retrying for minutes."""
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fetch_tagged_weights(name: str, tag: str) -> tuple[str, dict]:
+    """Local path of a known tag's weights: from the cache, else downloaded; fail fast when impossible."""
     from open_clip import pretrained as oc_pretrained
 
     cfg = oc_pretrained.get_pretrained_cfg(name, tag)
+    local = _cached_tag_weights(cfg)
+    if local is not None:
+        return local, cfg
+    hint = ("set HF_HOME to a cache that has them, or pass a local weights file: "
+            "--pretrained /path/to/weights")
+    if _offline():
+        raise VidpromptError(f"weights for {name}/{tag} are not in the local cache and HF_HUB_OFFLINE is set; "
+                             f"run once with network access, {hint}")
+    if not _hub_reachable():
+        raise VidpromptError(f"weights for {name}/{tag} are not in the local cache and the Hugging Face hub "
+                             f"cannot be reached; run once with network access, {hint}")
+    log.info("downloading %s/%s weights (once; cached for later runs)", name, tag)
     try:
         with _quiet_open_clip():
-            oc_pretrained.download_pretrained(cfg)
+            return oc_pretrained.download_pretrained(cfg), cfg
     except Exception as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-        why = "offline (HF_HUB_OFFLINE is set)" if offline else f"{type(exc).__name__}"
-        raise VidpromptError(
-            f"weights for {name}/{tag} are not in the local cache and could not be downloaded ({why}); "
-            f"run once with network access, set HF_HOME to a cache that has them, "
-            f"or pass a local weights file: --pretrained /path/to/weights"
-        ) from None
-    return cfg
+        raise VidpromptError(f"download of {name}/{tag} weights failed ({type(exc).__name__}); {hint}") from None
 
 
 @contextlib.contextmanager
@@ -144,21 +193,22 @@ def build_backbone(
     name, config_path = _register_model(model)
     pretrained = RANDOM_WEIGHTS if pretrained in (None, "", RANDOM_WEIGHTS) else str(pretrained)
     kwargs: dict[str, Any] = {}
+    tag_cfg: dict = {}
     if pretrained == RANDOM_WEIGHTS:
         identity_weights = f"random-seed{RANDOM_WEIGHTS_SEED}"
-        oc_pretrained = None
+        weights_arg = None
     elif Path(pretrained).expanduser().is_file():
         weights = Path(pretrained).expanduser().resolve()
         pretrained = str(weights)
         identity_weights = _file_identity(weights)
-        oc_pretrained = pretrained
+        weights_arg = pretrained
     elif pretrained.lower() in [t.lower() for t in open_clip.list_pretrained_tags_by_model(name)]:
-        cfg = _fetch_tagged_weights(name, pretrained)
+        weights_file, tag_cfg = _fetch_tagged_weights(name, pretrained)
         # OpenAI weights were trained with QuickGELU; build the matching activation whatever the name.
-        if cfg.get("quick_gelu", False):
+        if tag_cfg.get("quick_gelu", False):
             kwargs["force_quick_gelu"] = True
         identity_weights = f"tag:{pretrained}"
-        oc_pretrained = pretrained
+        weights_arg = weights_file  # load the file directly: no hub round-trip once it is cached
     elif pretrained.endswith(_WEIGHT_SUFFIXES) or os.sep in pretrained:
         raise UsageError(f"weights file not found: {pretrained}")
     else:
@@ -170,13 +220,18 @@ def build_backbone(
     try:
         with _quiet_open_clip(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            clip = open_clip.create_model(name, pretrained=oc_pretrained, device="cpu", **kwargs)
+            clip = open_clip.create_model(name, pretrained=weights_arg, device="cpu", **kwargs)
     except VidpromptError:
         raise
     except Exception as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise VidpromptError(f"cannot build {name} with weights '{pretrained}': {message}") from None
 
+    if tag_cfg:  # a tag may carry its own mean/std/size: keep them with the model, as open_clip does
+        from open_clip.model import get_model_preprocess_cfg, set_model_preprocess_cfg
+        from open_clip.transform import merge_preprocess_dict
+
+        set_model_preprocess_cfg(clip, merge_preprocess_dict(get_model_preprocess_cfg(clip), tag_cfg))
     clip.eval()
     clip.requires_grad_(False)
     clip.to(device)

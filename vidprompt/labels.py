@@ -51,11 +51,20 @@ def label_key(name: str) -> str:
 
 
 def readable_name(name: str) -> str:
-    """Folder-style name -> words a text encoder understands (``ApplyEyeMakeup`` -> ``apply eye makeup``)."""
-    text = name.replace("_", " ").strip()
-    if " " not in text and _CAMEL_BOUNDARY.search(text):
+    """Folder-style name -> words a text encoder understands.
+
+    ``ApplyEyeMakeup`` -> ``apply eye makeup``, ``Hammering`` -> ``hammering``, ``brush_hair`` ->
+    ``brush hair``, Kinetics folders ``hurling_-sport-`` -> ``hurling (sport)``. Names that already contain
+    spaces are left as written.
+    """
+    text = name.strip()
+    if " " in text:
+        return re.sub(r"\s+", " ", text)
+    if "_" in text:  # Kinetics/HMDB folders: spaces became "_", parentheses became "-"
+        text = re.sub(r"_-([^-]+)-$", r" (\1)", text).replace("_", " ")
+    elif _CAMEL_BOUNDARY.search(text) or text[:1].isupper():
         text = _CAMEL_BOUNDARY.sub(" ", text).lower()
-    return re.sub(r"\s+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def available_label_sets() -> list[str]:

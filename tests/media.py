@@ -1,0 +1,75 @@
+"""Videos made by the tests (PyAV), so decoding is exercised on real container files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CODECS = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx", ".mov": "mjpeg"}
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None) -> Path:
+    """Write uint8 RGB frames ``[N, H, W, 3]`` to ``path``; the codec follows the extension."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = np.asarray(frames, dtype=np.uint8)
+    n, h, w, _ = frames.shape
+    codec = codec or CODECS.get(path.suffix.lower(), "libx264")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec in ("libx264",):
+            stream.options = {"crf": "12", "preset": "ultrafast"}
+        elif codec in ("mpeg4", "libvpx"):
+            stream.bit_rate = 4_000_000
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frame_index_video(n: int = 40, h: int = 48, w: int = 64) -> np.ndarray:
+    """Frame i is a flat grey of level ``6 * i`` (red) and a fixed pattern (green, blue): the decoded red
+    level reveals which frame was returned, the channels reveal RGB order."""
+    frames = np.zeros((n, h, w, 3), np.uint8)
+    for i in range(n):
+        frames[i, :, :, 0] = min(6 * i + 10, 250)
+        frames[i, :, :, 1] = 40
+        frames[i, :, :, 2] = 200
+    return frames
+
+
+def decoded_frame_index(frame: np.ndarray) -> int:
+    return int(round((float(frame[..., 0].mean()) - 10) / 6))
+
+
+def moving_square(direction: str, n: int = 40, size: int = 32, square: int = 8,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """A bright square crossing a dark frame; ``direction`` in right/left/down/up. Reversing the clip in
+    time gives the opposite direction, so every frame occurs in both classes."""
+    rng = rng or np.random.default_rng(0)
+    frames = np.full((n, size, size, 3), 20, np.uint8)
+    colour = rng.integers(150, 256, size=3)
+    fixed = int(rng.integers(0, size - square))
+    travel = size - square
+    for i in range(n):
+        pos = int(round(i * travel / (n - 1)))
+        if direction in ("left", "up"):
+            pos = travel - pos
+        if direction in ("right", "left"):
+            frames[i, fixed:fixed + square, pos:pos + square] = colour
+        else:
+            frames[i, pos:pos + square, fixed:fixed + square] = colour
+    return frames
+
+
+def solid_video(rgb: tuple[int, int, int], n: int = 16, h: int = 32, w: int = 32) -> np.ndarray:
+    frames = np.empty((n, h, w, 3), np.uint8)
+    frames[...] = np.asarray(rgb, np.uint8)
+    return frames

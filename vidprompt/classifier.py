@@ -1,0 +1,160 @@
+"""The one front door from a model (and later a checkpoint) to ready-to-use video classification.
+
+    clf = load_classifier(model="ViT-B-16", pretrained="openai")
+    for result in clf.classify(["a.mp4", "b.mp4"], labels=["surfing", "cooking"]):
+        print(result.video, result.predictions[0])
+
+The CLI's ``classify`` and ``eval`` go through :class:`VideoClassifier`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
+from .errors import UsageError
+from .labels import DEFAULT_TEMPLATES, check_labels
+from .loader import VideoViews, iterate_views
+from .methods.base import VideoTextModel
+from .runtime import autocast, resolve_device, resolve_precision
+from .text_cache import TextEmbeddingCache
+from .transforms import FramePreprocessor
+from .video import ViewConfig
+
+
+@dataclass
+class Prediction:
+    label: str
+    score: float
+
+
+@dataclass
+class VideoResult:
+    """Result for one input: ranked predictions, or the one-line reason it failed."""
+
+    video: str
+    predictions: list[Prediction] = field(default_factory=list)
+    error: str | None = None
+    probabilities: torch.Tensor | None = field(default=None, repr=False)  # over all labels, view-averaged
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict:
+        if self.error is not None:
+            return {"video": self.video, "error": self.error}
+        return {"video": self.video,
+                "predictions": [{"label": p.label, "score": round(p.score, 6)} for p in self.predictions]}
+
+
+class VideoClassifier:
+    """A video-text model plus how to feed it: views, device, precision, batching, text-embedding cache."""
+
+    def __init__(self, model: VideoTextModel, view: ViewConfig | None = None, *, device: str = "auto",
+                 precision: str = "auto", batch_size: int = 4, num_workers: int | None = None,
+                 default_labels: Sequence[str] | None = None, text_cache: TextEmbeddingCache | None = None):
+        if batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+        if num_workers is not None and num_workers < 0:
+            raise UsageError(f"--num-workers must be 0 or more (got {num_workers})")
+        self.device = resolve_device(device)
+        self.autocast_dtype = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval()
+        self.view = view or ViewConfig()
+        self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=self.view.crops)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.default_labels = list(default_labels) if default_labels else None
+        self.text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
+
+    # --- text ---------------------------------------------------------------------------------------------
+    def label_embeddings(self, labels: Sequence[str]) -> torch.Tensor:
+        """Normalised class embeddings ``[C, D]`` on the model's device (computed once per label list)."""
+        labels = check_labels(labels)
+        method_key = self.model.text_cache_key()
+        key = None if method_key is None else f"{self.model.backbone.identity}|{method_key}"
+
+        def compute() -> torch.Tensor:
+            with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+                return self.model.encode_labels(labels).float()
+
+        return self.text_cache.get_or_compute(key, labels, compute).to(self.device)
+
+    # --- video --------------------------------------------------------------------------------------------
+    def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
+                         ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
+        """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
+        dataset = VideoViews(paths, self.view, self.preprocessor)
+        for batch in iterate_views(dataset, self.batch_size, self.num_workers,
+                                   pin_memory=self.device.type == "cuda"):
+            good = [item for item in batch if item.frames is not None]
+            embeddings: dict[int, torch.Tensor] = {}
+            if good:
+                frames = torch.stack([item.frames for item in good]).to(self.device, non_blocking=True)
+                n, views = frames.shape[:2]
+                with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+                    x = self.preprocessor.normalize(frames.flatten(0, 1))
+                    emb = self.model.encode_video(x).float().reshape(n, views, -1)
+                embeddings = {item.index: e for item, e in zip(good, emb)}
+            for item in batch:
+                yield item.index, item.path, embeddings.get(item.index), item.error
+            if progress is not None:
+                progress(len(batch))
+
+    def predict(self, paths: Sequence[str], labels: Sequence[str] | None = None,
+                progress: Callable[[int], None] | None = None,
+                ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
+        """Yield ``(index, path, probabilities [C] or None, error or None)``: softmax over ``labels`` for
+        each view, averaged over views."""
+        labels = self._labels(labels)
+        text = self.label_embeddings(labels)
+        for index, path, emb, error in self.video_embeddings(paths, progress):
+            if emb is None:
+                yield index, path, None, error
+                continue
+            with torch.inference_mode():
+                probs = self.model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
+            yield index, path, probs.cpu(), None
+
+    def classify(self, paths: Sequence[str], labels: Sequence[str] | None = None, top_k: int = 5,
+                 progress: Callable[[int], None] | None = None) -> list[VideoResult]:
+        """Ranked predictions for every path, in input order; failed videos carry an ``error``."""
+        labels = self._labels(labels)
+        if top_k < 1:
+            raise UsageError(f"--top-k must be at least 1 (got {top_k})")
+        k = min(top_k, len(labels))
+        results = []
+        for _, path, probs, error in self.predict(paths, labels, progress):
+            if probs is None:
+                results.append(VideoResult(path, error=error))
+                continue
+            scores, order = probs.topk(k)
+            predictions = [Prediction(labels[i], float(s)) for s, i in zip(scores.tolist(), order.tolist())]
+            results.append(VideoResult(path, predictions, probabilities=probs))
+        return results
+
+    def _labels(self, labels: Sequence[str] | None) -> list[str]:
+        if labels is not None:
+            return list(labels)
+        if self.default_labels:
+            return self.default_labels
+        raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
+
+
+def load_classifier(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED, *,
+                    templates: Sequence[str] | None = None, view: ViewConfig | None = None,
+                    device: str = "auto", precision: str = "auto", batch_size: int = 4,
+                    num_workers: int | None = None) -> VideoClassifier:
+    """Zero-shot classifier on an open_clip model (name or config JSON) with a tag, weights file or ``none``."""
+    from .methods.zeroshot import ZeroShotCLIP
+
+    target = resolve_device(device)
+    resolve_precision(precision, target)  # bad option values fail before minutes of model loading
+    backbone = build_backbone(model, pretrained)
+    method = ZeroShotCLIP(backbone, templates or DEFAULT_TEMPLATES)
+    return VideoClassifier(method, view, device=target, precision=precision, batch_size=batch_size,
+                           num_workers=num_workers)

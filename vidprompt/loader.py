@@ -1,0 +1,80 @@
+"""Batches of decoded, resized views from DataLoader workers, so decoding overlaps with the model.
+
+A video that fails to decode becomes an item with an ``error`` string instead of frames; the batch goes
+on without it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .errors import VideoError
+from .transforms import FramePreprocessor
+from .video import ViewConfig, load_clip_frames
+
+
+@dataclass
+class VideoItem:
+    index: int
+    path: str
+    frames: torch.Tensor | None  # uint8 [views, T, 3, h, w], views = crops x clips
+    error: str | None = None
+
+
+class VideoViews(Dataset):
+    """Item ``i`` = all views of ``paths[i]``. With ``seed`` set, sampling is random (training
+    augmentation) but reproducible: item ``i`` of ``draw`` ``d`` always gets the same frames."""
+
+    def __init__(self, paths: Sequence[str], view: ViewConfig, preprocessor: FramePreprocessor,
+                 seed: int | None = None, draw: int = 0):
+        self.paths = [os.fspath(p) for p in paths]
+        self.view = view
+        self.preprocessor = preprocessor
+        self.seed = seed
+        self.draw = draw
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> VideoItem:
+        path = self.paths[index]
+        rng = None if self.seed is None else np.random.default_rng([self.seed, self.draw, index])
+        try:
+            frames = load_clip_frames(path, self.view, rng)  # [clips, T, H, W, 3]
+        except VideoError as exc:
+            return VideoItem(index, path, None, str(exc))
+        except Exception as exc:  # anything else a broken file can raise must not kill the batch
+            return VideoItem(index, path, None, f"cannot decode video ({type(exc).__name__})")
+        views = self.preprocessor(frames)  # [crops, clips, T, 3, h, w]
+        return VideoItem(index, path, views.flatten(0, 1).contiguous())
+
+
+def _collate(items: list[VideoItem]) -> list[VideoItem]:
+    return items
+
+
+def default_num_workers() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def iterate_views(dataset: VideoViews, batch_size: int, num_workers: int | None = None,
+                  pin_memory: bool = False) -> Iterator[list[VideoItem]]:
+    """Batches of :class:`VideoItem` in input order."""
+    workers = default_num_workers() if num_workers is None else num_workers
+    workers = min(workers, len(dataset))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=_collate, pin_memory=False,
+                        prefetch_factor=2 if workers > 0 else None,
+                        persistent_workers=False)
+    for batch in loader:
+        if pin_memory:
+            for item in batch:
+                if item.frames is not None:
+                    item.frames = item.frames.pin_memory()
+        yield batch

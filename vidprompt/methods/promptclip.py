@@ -1,0 +1,242 @@
+"""PromptCLIP (Ju et al., "Prompting Visual-Language Models for Efficient Video Understanding").
+
+Text side: learned prefix/suffix vectors around each class name's tokens go through CLIP's frozen text
+encoder, replacing hand-written templates. Video side: frozen per-frame CLIP embeddings go through a small
+learned temporal Transformer. Only the prompts and the temporal model train (DESIGN.md section 4).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..backbone import Backbone
+from .base import VideoTextModel, normalize
+
+# The paper scores with a fixed temperature instead of CLIP's learned logit scale.
+TEMPERATURE = 0.07
+# Prompt vectors and the temporal position embedding start as N(0, 0.01^2), as in the paper's code.
+INIT_STD = 0.01
+
+
+class PromptedTextEncoder(nn.Module):
+    """CLIP's text encoder on ``[SOT] p1..pN <class name> q1..qM [EOT]`` with learned ``p`` and ``q``.
+
+    The same suffix vectors follow every name whatever its token count (the paper's description), so a name
+    of a length never seen in training still uses trained vectors. The math after the token embeddings is
+    ``CLIP.encode_text``'s: positional embedding, causal text Transformer, ``ln_final``, pooling at the EOT
+    position, projection.
+
+    The frozen CLIP is referenced, not registered as a submodule: its owner (the backbone, or
+    :class:`PromptCLIP`) moves it between devices, and this module's state dict holds only the prompts.
+    """
+
+    def __init__(self, backbone: Backbone, n_prefix: int = 16, n_suffix: int = 16):
+        super().__init__()
+        clip = backbone.model
+        tokenizer = backbone.tokenizer
+        if not all(hasattr(tokenizer, a) for a in ("encode", "sot_token_id", "eot_token_id")):
+            raise ValueError(f"PromptCLIP needs a CLIP BPE tokenizer with start/end-of-text tokens; "
+                             f"{backbone.name} uses {type(tokenizer).__name__}")
+        if getattr(clip, "text_pool_type", None) not in ("argmax", "eos"):
+            raise ValueError(f"PromptCLIP pools the text at the end-of-text token; {backbone.name}'s text "
+                             f"tower pools with '{getattr(clip, 'text_pool_type', None)}'")
+        if n_prefix < 0 or n_suffix < 0:
+            raise ValueError(f"prompt lengths must be >= 0, got n_prefix={n_prefix}, n_suffix={n_suffix}")
+        self.context_length = int(clip.positional_embedding.shape[0])
+        # One name token at least must fit between the prompts and the SOT/EOT tokens.
+        self.max_name_tokens = self.context_length - n_prefix - n_suffix - 2
+        if self.max_name_tokens < 1:
+            raise ValueError(f"n_prefix + n_suffix = {n_prefix + n_suffix} leaves no room for a class name "
+                             f"in a context of {self.context_length} tokens")
+        self._clip = (clip,)  # a tuple keeps nn.Module from registering it
+        self._tokenizer = tokenizer
+        self.sot_id = int(tokenizer.sot_token_id)
+        self.eot_id = int(tokenizer.eot_token_id)
+        width = clip.token_embedding.weight.shape[1]
+        device = clip.token_embedding.weight.device
+        self.prefix = nn.Parameter(torch.empty(n_prefix, width, device=device).normal_(std=INIT_STD))
+        self.suffix = nn.Parameter(torch.empty(n_suffix, width, device=device).normal_(std=INIT_STD))
+        self._name_tokens: dict[str, list[int]] = {}  # tokenised (and clipped) once per name
+
+    @property
+    def clip(self):
+        return self._clip[0]
+
+    @property
+    def n_prefix(self) -> int:
+        return self.prefix.shape[0]
+
+    @property
+    def n_suffix(self) -> int:
+        return self.suffix.shape[0]
+
+    @torch.no_grad()
+    def embed_text(self, text: str) -> torch.Tensor:
+        """The frozen token embeddings ``[n, W]`` of ``text`` (no SOT/EOT): the prompts a hand-written
+        template would give, to start training from or to check against ``encode_text``."""
+        ids = torch.tensor(self._tokenizer.encode(text), dtype=torch.long,
+                           device=self.clip.token_embedding.weight.device)
+        return self.clip.token_embedding(ids).float()
+
+    @classmethod
+    def from_text(cls, backbone: Backbone, prefix_text: str, suffix_text: str) -> "PromptedTextEncoder":
+        """An encoder whose prompts are the token embeddings of ``prefix_text`` and ``suffix_text``, so
+        ``forward([name])`` equals ``encode_text(f"{prefix_text} {name} {suffix_text}")``."""
+        tokenizer = backbone.tokenizer
+        encoder = cls(backbone, n_prefix=len(tokenizer.encode(prefix_text)),
+                      n_suffix=len(tokenizer.encode(suffix_text)))
+        with torch.no_grad():
+            encoder.prefix.copy_(encoder.embed_text(prefix_text))
+            encoder.suffix.copy_(encoder.embed_text(suffix_text))
+        return encoder
+
+    def _tokens(self, name: str) -> list[int]:
+        tokens = self._name_tokens.get(name)
+        if tokens is None:
+            tokens = self._tokenizer.encode(name)
+            if len(tokens) > self.max_name_tokens:
+                warnings.warn(f"class name '{name}' has {len(tokens)} tokens; only the first "
+                              f"{self.max_name_tokens} fit beside {self.n_prefix}+{self.n_suffix} prompt "
+                              f"vectors in {self.context_length} tokens", stacklevel=3)
+                tokens = tokens[:self.max_name_tokens]
+            self._name_tokens[name] = tokens
+        return tokens
+
+    def _layout(self, labels: Sequence[str], device: torch.device):
+        """Token ids ``[C, L]``, prompt slot per position ``[C, L]`` (-1: use the token's embedding,
+        else a row of ``cat(prefix, suffix)``) and the EOT position per class ``[C]``."""
+        n, m = self.n_prefix, self.n_suffix
+        ids = torch.zeros(len(labels), self.context_length, dtype=torch.long)
+        slots = torch.full_like(ids, -1)
+        eot = torch.empty(len(labels), dtype=torch.long)
+        for row, name in enumerate(labels):
+            tokens = self._tokens(name)
+            suffix_start = 1 + n + len(tokens)
+            ids[row, 0] = self.sot_id
+            ids[row, 1 + n:suffix_start] = torch.tensor(tokens, dtype=torch.long)
+            ids[row, suffix_start + m] = self.eot_id
+            slots[row, 1:1 + n] = torch.arange(n)
+            slots[row, suffix_start:suffix_start + m] = torch.arange(n, n + m)
+            eot[row] = suffix_start + m
+        return ids.to(device), slots.to(device), eot.to(device)
+
+    def forward(self, labels: Sequence[str]) -> torch.Tensor:
+        """Class names -> text embeddings ``[C, D]`` (projected, not normalised)."""
+        if isinstance(labels, str):
+            raise TypeError("labels must be a sequence of class names, not a single string")
+        clip = self.clip
+        cast_dtype = clip.transformer.get_cast_dtype()
+        ids, slots, eot = self._layout(labels, clip.token_embedding.weight.device)
+        prompts = torch.cat([self.prefix, self.suffix])
+        if prompts.shape[0] == 0:  # no prompts at all: index into a dummy row that is never selected
+            prompts = prompts.new_zeros(1, prompts.shape[1])
+        is_prompt = (slots >= 0).unsqueeze(-1)
+        x = torch.where(is_prompt, prompts[slots.clamp(min=0)].to(cast_dtype),
+                        clip.token_embedding(ids).to(cast_dtype))
+        x = x + clip.positional_embedding.to(cast_dtype)
+        x = clip.transformer(x, attn_mask=clip.attn_mask)
+        x = clip.ln_final(x)
+        x = x[torch.arange(x.shape[0], device=x.device), eot]
+        projection = clip.text_projection
+        if isinstance(projection, nn.Linear):
+            x = projection(x)
+        elif projection is not None:
+            x = x @ projection
+        return x
+
+
+class TemporalTransformer(nn.Module):
+    """Learned temporal position embedding, pre-LN Transformer blocks over the frames, mean over time.
+
+    No residual around the whole model and no output projection: with zero layers and a zero position
+    embedding it is the plain frame average, which is what zero-shot CLIP does.
+    """
+
+    def __init__(self, dim: int, layers: int = 2, heads: int = 8, max_frames: int = 32):
+        super().__init__()
+        if layers < 0:
+            raise ValueError(f"temporal layers must be >= 0, got {layers}")
+        if heads < 1 or dim % heads:
+            raise ValueError(f"temporal heads ({heads}) must divide the embedding dim ({dim})")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        self.max_frames = max_frames
+        self.position = nn.Parameter(torch.empty(max_frames, dim).normal_(std=INIT_STD))
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(dim, heads, dim_feedforward=4 * dim, dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True)
+            for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D]`` -> ``[B, D]``."""
+        t = x.shape[1]
+        if t > self.max_frames:
+            raise ValueError(f"got {t} frames but the temporal model has position embeddings for "
+                             f"{self.max_frames}; rebuild with max_frames >= {t}")
+        x = x + self.position[:t].to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return x.mean(dim=1)
+
+
+class PromptCLIP(VideoTextModel):
+    """Frozen CLIP + learned text prompts + a temporal Transformer over frame embeddings.
+
+    Frame embeddings are L2-normalised before the temporal model (as zero-shot CLIP normalises before
+    averaging), so an empty temporal model reduces exactly to the zero-shot video embedding.
+    """
+
+    method = "promptclip"
+    frame_features_cacheable = True
+
+    def __init__(self, backbone: Backbone, n_prefix: int = 16, n_suffix: int = 16, temporal_layers: int = 2,
+                 temporal_heads: int = 8, max_frames: int = 32, temperature: float = TEMPERATURE):
+        super().__init__(backbone)
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.clip.requires_grad_(False)
+        self.clip.eval()
+        self.text_encoder = PromptedTextEncoder(backbone, n_prefix=n_prefix, n_suffix=n_suffix)
+        device = backbone.device
+        self.temporal = TemporalTransformer(backbone.embed_dim, layers=temporal_layers, heads=temporal_heads,
+                                            max_frames=max_frames).to(device)
+        self.temporal_layers = temporal_layers
+        self.temporal_heads = temporal_heads
+        self.temperature = float(temperature)
+        # A constant, not a parameter; a non-persistent buffer so it follows .to(device) and stays out of
+        # checkpoints.
+        self.register_buffer("_inv_temperature", torch.tensor(1.0 / self.temperature, device=device),
+                             persistent=False)
+
+    def train(self, mode: bool = True) -> "PromptCLIP":
+        """Train the prompts and temporal model; the frozen CLIP stays in eval mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def aggregate(self, frame_features: torch.Tensor) -> torch.Tensor:
+        return normalize(self.temporal(normalize(frame_features)))
+
+    def encode_labels(self, labels: Sequence[str]) -> torch.Tensor:
+        return normalize(self.text_encoder(labels))
+
+    def text_cache_key(self) -> None:
+        return None  # the prompts change while training; classify keys its cache on the checkpoint digest
+
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self._inv_temperature
+
+    def hparams(self) -> dict:
+        return {
+            "n_prefix": self.text_encoder.n_prefix,
+            "n_suffix": self.text_encoder.n_suffix,
+            "temporal_layers": self.temporal_layers,
+            "temporal_heads": self.temporal_heads,
+            "max_frames": self.temporal.max_frames,
+            "temperature": self.temperature,
+        }

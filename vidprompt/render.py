@@ -1,0 +1,54 @@
+"""Results -> stdout: a rich table for people, JSON or CSV for programs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Sequence, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from .classifier import VideoResult
+
+FORMATS = ("table", "json", "csv")
+
+
+def write_results(results: Sequence[VideoResult], fmt: str = "table", stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    if fmt == "json":
+        json.dump([r.to_dict() for r in results], stream, indent=2, ensure_ascii=False)
+        stream.write("\n")
+    elif fmt == "csv":
+        _write_csv(results, stream)
+    else:
+        _write_table(results, stream)
+
+
+def _write_csv(results: Sequence[VideoResult], stream: TextIO) -> None:
+    """Long format: one row per (video, rank); a failed video is one row with ``error`` filled."""
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(["video", "rank", "label", "score", "error"])
+    for result in results:
+        if result.error is not None:
+            writer.writerow([result.video, "", "", "", result.error])
+        for rank, prediction in enumerate(result.predictions, start=1):
+            writer.writerow([result.video, rank, prediction.label, f"{prediction.score:.6f}", ""])
+
+
+def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
+    console = Console(file=stream, highlight=False, soft_wrap=False)
+    top_k = max((len(r.predictions) for r in results), default=1) or 1
+    table = Table(show_header=True, header_style="bold", show_lines=top_k > 1)
+    table.add_column("video", overflow="fold")
+    for rank in range(1, top_k + 1):
+        table.add_column(f"#{rank}", overflow="fold")
+    for result in results:
+        if result.error is not None:
+            table.add_row(result.video, f"[red]error: {result.error}[/red]", *[""] * (top_k - 1))
+            continue
+        cells = [f"{p.label}\n{p.score:.1%}" if top_k > 1 else f"{p.label} ({p.score:.1%})"
+                 for p in result.predictions]
+        table.add_row(result.video, *cells, *[""] * (top_k - len(cells)))
+    console.print(table)
