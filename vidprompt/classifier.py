@@ -145,16 +145,30 @@ class VideoClassifier:
         raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
 
 
-def load_classifier(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETRAINED, *,
+def load_classifier(model: str | None = None, pretrained: str | None = None, *, checkpoint: str | None = None,
                     templates: Sequence[str] | None = None, view: ViewConfig | None = None,
                     device: str = "auto", precision: str = "auto", batch_size: int = 4,
                     num_workers: int | None = None) -> VideoClassifier:
-    """Zero-shot classifier on an open_clip model (name or config JSON) with a tag, weights file or ``none``."""
-    from .methods.zeroshot import ZeroShotCLIP
+    """A ready classifier, from a checkpoint or from an open_clip model for zero-shot.
 
+    Zero-shot: ``model`` (name or config JSON, default ViT-B-16) + ``pretrained`` (tag, weights file or
+    ``none``, default openai) + optional ``templates``. Checkpoint: the method, backbone, frames and training
+    classes come from the file (``view`` overrides its frames; ``pretrained`` may point at the same weights
+    elsewhere). The checkpoint's classes become the default labels.
+    """
     target = resolve_device(device)
     resolve_precision(precision, target)  # bad option values fail before minutes of model loading
-    backbone = build_backbone(model, pretrained)
+    if checkpoint is not None:
+        from .checkpoint import load_checkpoint
+
+        if templates:
+            raise UsageError("--template applies to zero-shot; a checkpoint brings its own text side")
+        method, info = load_checkpoint(checkpoint, model=model, pretrained=pretrained)
+        return VideoClassifier(method, view or info.view, device=target, precision=precision,
+                               batch_size=batch_size, num_workers=num_workers, default_labels=info.classes)
+    from .methods.zeroshot import ZeroShotCLIP
+
+    backbone = build_backbone(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED)
     method = ZeroShotCLIP(backbone, templates or DEFAULT_TEMPLATES)
     return VideoClassifier(method, view, device=target, precision=precision, batch_size=batch_size,
                            num_workers=num_workers)

@@ -5,6 +5,7 @@ Heavy imports (torch, open_clip, decord) happen inside commands, so ``--help`` a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -43,19 +44,26 @@ def _root(
 
 
 # Options shared by commands ---------------------------------------------------------------------------------
-ModelOpt = typer.Option("ViT-B-16", "--model", "-m",
+ModelOpt = typer.Option(None, "--model", "-m", show_default="ViT-B-16",
                         help="open_clip model name (e.g. ViT-B-16) or path to an open_clip model config JSON.")
-PretrainedOpt = typer.Option("openai", "--pretrained", "-p",
+PretrainedOpt = typer.Option(None, "--pretrained", "-p", show_default="openai",
                              help="open_clip pretrained tag, a local weights file, or 'none' (random weights).")
+CheckpointOpt = typer.Option(None, "--checkpoint", "-c",
+                             help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM.")
 LabelsOpt = typer.Option(None, "--labels", "-l", help='Comma-separated class names, e.g. "surfing,cooking".')
 LabelsFileOpt = typer.Option(None, "--labels-file", help="Text file with one class name per line (# comments).")
 LabelSetOpt = typer.Option(None, "--label-set",
                            help="Built-in label set: k400, k600, k700, ucf101, hmdb51, ssv2.")
-FramesOpt = typer.Option(8, "--frames", "-f", help="Frames per temporal clip.")
-SamplingOpt = typer.Option("segment", "--sampling", help="segment (one frame per equal segment) or dense.")
-StrideOpt = typer.Option(8, "--stride", help="Frame interval for dense sampling.")
-ClipsOpt = typer.Option(1, "--clips", help="Temporal clips (views) per video; scores are averaged.")
-CropsOpt = typer.Option(1, "--crops", help="Spatial crops per clip: 1 (centre) or 3 (ends and centre).")
+FramesOpt = typer.Option(None, "--frames", "-f", show_default="8, or the checkpoint's",
+                         help="Frames per temporal clip.")
+SamplingOpt = typer.Option(None, "--sampling", show_default="segment, or the checkpoint's",
+                           help="segment (one frame per equal segment) or dense.")
+StrideOpt = typer.Option(None, "--stride", show_default="8, or the checkpoint's",
+                         help="Frame interval for dense sampling.")
+ClipsOpt = typer.Option(None, "--clips", show_default="1",
+                        help="Temporal clips (views) per video; scores are averaged.")
+CropsOpt = typer.Option(None, "--crops", show_default="1",
+                        help="Spatial crops per clip: 1 (centre) or 3 (ends and centre).")
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 PrecisionOpt = typer.Option("auto", "--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
 BatchOpt = typer.Option(4, "--batch-size", "-b", help="Videos per forward pass.")
@@ -65,14 +73,21 @@ SeedOpt = typer.Option(0, "--seed", help="Seed for every random choice.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
-def _view(frames: int, sampling: str, stride: int, clips: int, crops: int):
+def _view(frames: int | None, sampling: str | None, stride: int | None, clips: int | None, crops: int | None,
+          base=None):
+    """Views from the options; what the user did not give comes from ``base`` (a checkpoint's or a
+    dataset preset's views), else the defaults."""
+    from dataclasses import replace
+
     from .video import ViewConfig
 
-    return ViewConfig(frames=frames, sampling=sampling.strip().lower(), stride=stride, clips=clips, crops=crops)
+    given = {"frames": frames, "sampling": sampling.strip().lower() if sampling else None, "stride": stride,
+             "clips": clips, "crops": crops}
+    return replace(base or ViewConfig(), **{k: v for k, v in given.items() if v is not None})
 
 
-def _warn_random_weights(pretrained: str) -> None:
-    if pretrained.strip().lower() == "none":
+def _warn_random_weights(pretrained: str | None) -> None:
+    if pretrained is not None and pretrained.strip().lower() == "none":
         log.warning("warning: --pretrained none builds random weights; predictions are meaningless "
                     "(use it for tests and benchmarks)")
 
@@ -83,17 +98,18 @@ def classify(
     labels: Optional[str] = LabelsOpt,
     labels_file: Optional[Path] = LabelsFileOpt,
     label_set: Optional[str] = LabelSetOpt,
-    model: str = ModelOpt,
-    pretrained: str = PretrainedOpt,
+    checkpoint: Optional[Path] = CheckpointOpt,
+    model: Optional[str] = ModelOpt,
+    pretrained: Optional[str] = PretrainedOpt,
     template: Optional[List[str]] = typer.Option(
         None, "--template", "-t", help='Prompt template with {} for the class name, e.g. "a video of {}." '
                                        "(repeat for an ensemble; default: vidprompt's built-in ensemble)."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Predictions per video (capped at the label count)."),
-    frames: int = FramesOpt,
-    sampling: str = SamplingOpt,
-    stride: int = StrideOpt,
-    clips: int = ClipsOpt,
-    crops: int = CropsOpt,
+    frames: Optional[int] = FramesOpt,
+    sampling: Optional[str] = SamplingOpt,
+    stride: Optional[int] = StrideOpt,
+    clips: Optional[int] = ClipsOpt,
+    crops: Optional[int] = CropsOpt,
     device: str = DeviceOpt,
     precision: str = PrecisionOpt,
     batch_size: int = BatchOpt,
@@ -103,7 +119,7 @@ def classify(
     csv_out: bool = typer.Option(False, "--csv", help="Print CSV (video,rank,label,score,error) on stdout."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Rank class names for each video (zero-shot CLIP)."""
+    """Rank class names for each video: zero-shot CLIP, or a trained --checkpoint (open vocabulary)."""
     from .inputs import expand_inputs
     from .labels import check_template, resolve_labels
 
@@ -111,9 +127,14 @@ def classify(
         raise UsageError("give only one of --json and --csv")
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1 (got {top_k})")
-    label_list = resolve_labels(labels, labels_file, label_set)
+    label_list = resolve_labels(labels, labels_file, label_set, required=checkpoint is None)
     templates = [check_template(t) for t in template] if template else None
-    view = _view(frames, sampling, stride, clips, crops)
+    base_view = None
+    if checkpoint is not None:
+        from .checkpoint import read_checkpoint_info
+
+        base_view = read_checkpoint_info(checkpoint).view  # fails fast on a bad file, before decoding
+    view = _view(frames, sampling, stride, clips, crops, base_view)
     paths = expand_inputs(inputs)
     if not paths:
         raise VidpromptError(f"no video files found in: {' '.join(inputs)}")
@@ -126,8 +147,8 @@ def classify(
     from .render import write_results
 
     torch.manual_seed(seed)
-    clf = load_classifier(model, pretrained, templates=templates, view=view, device=device,
-                          precision=precision, batch_size=batch_size, num_workers=num_workers)
+    clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
+                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers)
     with progress_bar(len(paths), "classifying", enabled=not quiet) as advance:
         results = clf.classify(paths, label_list, top_k=top_k, progress=advance)
     for result in results:
@@ -138,6 +159,110 @@ def classify(
     if failed:
         log.error("%d of %d videos failed", failed, len(results))
         raise typer.Exit(1)
+
+
+@app.command("train-prompts")
+def train_prompts(
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with any training options."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Override one option: --set epochs=20 "
+                                             "(repeatable; every key of the YAML config works)."),
+    method: Optional[str] = typer.Option(None, "--method", show_default="promptclip", help="promptclip or aim."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Folder with one sub-folder of videos per class."),
+    list_file: Optional[Path] = typer.Option(None, "--list-file", help="List file: 'path label' lines or CSV."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Preset: k400, k600, k700, ucf101, hmdb51, ssv2."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Video root for list files and presets."),
+    annotations: Optional[Path] = typer.Option(None, "--annotations", help="Kinetics CSV / SSv2 JSON."),
+    split: Optional[int] = typer.Option(None, "--split", help="UCF101/HMDB51 split (1-3)."),
+    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="UCF101/HMDB51 split files."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation videos (folder or list file)."),
+    classes: Optional[Path] = typer.Option(None, "--classes", help="Train on the classes listed in this file."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="K videos per class (few-shot)."),
+    model: Optional[str] = ModelOpt,
+    pretrained: Optional[str] = PretrainedOpt,
+    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default="8", help="Frames per video."),
+    sampling: Optional[str] = typer.Option(None, "--sampling", show_default="segment", help="segment or dense."),
+    stride: Optional[int] = typer.Option(None, "--stride", show_default="8", help="Dense sampling interval."),
+    cache_views: Optional[int] = typer.Option(None, "--cache-views", show_default="1",
+                                              help="PromptCLIP: random samplings cached per video."),
+    adapter_positions: Optional[str] = typer.Option(None, "--adapter-positions", show_default="all",
+                                                    help="AIM: all, bottom, top or skip."),
+    grad_checkpointing: Optional[bool] = typer.Option(None, "--grad-checkpointing/--no-grad-checkpointing",
+                                                      help="AIM: trade compute for memory."),
+    accumulate: Optional[int] = typer.Option(None, "--accumulate", show_default="1",
+                                             help="Gradient accumulation steps."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default: the method's recipe)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Videos per step."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the method's recipe)."),
+    device: Optional[str] = typer.Option(None, "--device", show_default="auto", help="auto, cpu, cuda, mps."),
+    precision: Optional[str] = typer.Option(None, "--precision", show_default="auto",
+                                            help="auto, fp32, fp16, bf16."),
+    num_workers: Optional[int] = WorkersOpt,
+    seed: Optional[int] = typer.Option(None, "--seed", show_default="0", help="Seed for every random choice."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="runs/vidprompt", help="Run folder."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    quiet: bool = QuietOpt,
+) -> None:
+    """Train PromptCLIP prompts (or AIM adapters) on your labelled videos; checkpoints work with any labels."""
+    flags = dict(method=method, data=data, list_file=list_file, dataset=dataset, root=root,
+                 annotations=annotations, split=split, splits_dir=splits_dir, val=val, classes=classes,
+                 shots=shots, model=model, pretrained=pretrained, frames=frames, sampling=sampling,
+                 stride=stride, cache_views=cache_views, adapter_positions=adapter_positions,
+                 grad_checkpointing=grad_checkpointing, accumulate=accumulate, epochs=epochs,
+                 batch_size=batch_size, lr=lr, device=device, precision=precision, num_workers=num_workers,
+                 seed=seed, out=out)
+    from .config import load_config
+    from .train import train
+
+    if resume is not None:
+        given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
+        given += ["--config"] * (config is not None) + ["--set"] * bool(set_)
+        if given:
+            raise UsageError(f"--resume continues a run with its saved config; drop {', '.join(given)}")
+        if not (resume / "config.yaml").is_file():
+            raise UsageError(f"--resume {resume}: no run here (config.yaml missing)")
+        cfg = load_config(resume / "config.yaml", out=str(resume))
+    else:
+        cfg = load_config(config, set_, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()})
+    _warn_random_weights(cfg.pretrained)
+    summary = train(cfg, resume=resume is not None, progress=not quiet)
+    last = summary["history"][-1] if summary["history"] else {}
+    typer.echo(json.dumps({"out": summary["out"], "epochs": summary["epochs"],
+                           "val_accuracy": last.get("val_accuracy"), "train_loss": last.get("train_loss")}))
+
+
+@app.command()
+def inspect(
+    checkpoint: Path = typer.Argument(..., help="A vidprompt checkpoint (.safetensors)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+) -> None:
+    """Show what a checkpoint holds: method, backbone, classes, hyper-parameters, size."""
+    from .checkpoint import read_checkpoint
+
+    info, tensors = read_checkpoint(checkpoint)
+    described = info.describe()
+    described["tensors"] = len(tensors)
+    described["trained_parameters"] = int(sum(t.numel() for t in tensors.values()))
+    described["file_bytes"] = checkpoint.stat().st_size
+    if json_out:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    for key in ("method", "model", "pretrained", "format_version", "vidprompt_version"):
+        table.add_row(f"[bold]{key}", str(described[key]))
+    table.add_row("[bold]view", ", ".join(f"{k}={v}" for k, v in described["view"].items()))
+    table.add_row("[bold]hparams", ", ".join(f"{k}={v}" for k, v in described["hparams"].items()
+                                               if k != "templates"))
+    table.add_row("[bold]trained", f"{described['trained_parameters']:,} parameters in {len(tensors)} tensors, "
+                                   f"{described['file_bytes'] / 1e6:.2f} MB file")
+    classes = described["classes"]
+    shown = ", ".join(classes[:20]) + (f", ... ({len(classes)} in all)" if len(classes) > 20 else "")
+    table.add_row("[bold]classes", shown)
+    for key, value in info.extra.items():
+        table.add_row(f"[bold]{key}", str(value))
+    Console(highlight=False).print(table)
 
 
 # Entry point ---------------------------------------------------------------------------------------------
@@ -187,3 +312,9 @@ def main(argv: Optional[List[str]] = None) -> None:
 def _fail(message: str, code: int) -> None:
     print(f"vidprompt: {message.splitlines()[0]}", file=sys.stderr)
     sys.exit(code)
+
+
+# `eval` lives in its own module (it imports this one for the shared options).
+from .cli_eval import eval_command  # noqa: E402
+
+app.command("eval")(eval_command)

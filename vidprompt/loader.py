@@ -7,6 +7,7 @@ on without it.
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -29,7 +30,7 @@ class VideoItem:
 
 class VideoViews(Dataset):
     """Item ``i`` = all views of ``paths[i]``. With ``seed`` set, sampling is random (training
-    augmentation) but reproducible: item ``i`` of ``draw`` ``d`` always gets the same frames."""
+    augmentation) but reproducible: a video in draw ``d`` always gets the same frames."""
 
     def __init__(self, paths: Sequence[str], view: ViewConfig, preprocessor: FramePreprocessor,
                  seed: int | None = None, draw: int = 0):
@@ -44,7 +45,9 @@ class VideoViews(Dataset):
 
     def __getitem__(self, index: int) -> VideoItem:
         path = self.paths[index]
-        rng = None if self.seed is None else np.random.default_rng([self.seed, self.draw, index])
+        # Keyed by the path, not the position: a video gets the same frames in any dataset order or subset.
+        rng = None if self.seed is None else np.random.default_rng([self.seed, self.draw,
+                                                                     zlib.crc32(path.encode("utf-8"))])
         try:
             frames = load_clip_frames(path, self.view, rng)  # [clips, T, H, W, 3]
         except VideoError as exc:

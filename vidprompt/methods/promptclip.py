@@ -7,6 +7,7 @@ learned temporal Transformer. Only the prompts and the temporal model train (DES
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from typing import Sequence
 
@@ -224,8 +225,13 @@ class PromptCLIP(VideoTextModel):
     def encode_labels(self, labels: Sequence[str]) -> torch.Tensor:
         return normalize(self.text_encoder(labels))
 
-    def text_cache_key(self) -> None:
-        return None  # the prompts change while training; classify keys its cache on the checkpoint digest
+    def text_cache_key(self) -> str:
+        """Keyed on the prompt values themselves, so embeddings of trained prompts are reused across runs
+        and a prompt update can never hit a stale entry."""
+        digest = hashlib.sha256()
+        for tensor in (self.text_encoder.prefix, self.text_encoder.suffix):
+            digest.update(tensor.detach().float().cpu().numpy().tobytes())
+        return f"promptclip|prompts={digest.hexdigest()[:24]}"
 
     @property
     def logit_scale(self) -> torch.Tensor:

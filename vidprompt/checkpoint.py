@@ -1,0 +1,175 @@
+"""Checkpoints: one ``.safetensors`` file holding only the trained tensors, plus string metadata that says
+how to rebuild the model around them (method, backbone, hyper-parameters, frames, classes). Never pickle.
+
+Loading rebuilds the backbone from the metadata, builds the method, overlays the tensors and refuses any
+mismatch (other backbone, other shapes, a newer format) with one clear line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ._version import __version__
+from .backbone import Backbone, build_backbone
+from .errors import UsageError, VidpromptError
+from .fileio import atomic_write
+from .methods import build_method
+from .methods.base import VideoTextModel
+from .video import ViewConfig
+
+FORMAT = "vidprompt-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CheckpointInfo:
+    """The metadata of a checkpoint, decoded."""
+
+    method: str
+    model: str  # open_clip model name
+    pretrained: str  # tag, weights path or "none"
+    model_config: dict | None  # the open_clip config JSON when the backbone came from a file
+    hparams: dict
+    view: ViewConfig
+    classes: list[str]
+    format_version: int
+    vidprompt_version: str
+    extra: dict
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.method, "model": self.model, "pretrained": self.pretrained,
+                "hparams": self.hparams, "view": self.view.to_dict(), "classes": self.classes,
+                "format_version": self.format_version, "vidprompt_version": self.vidprompt_version,
+                **self.extra}
+
+
+def save_checkpoint(path: str | Path, model: VideoTextModel, view: ViewConfig, classes: list[str],
+                    extra: dict | None = None) -> Path:
+    """Write the trained tensors of ``model`` and its rebuild recipe atomically to ``path``."""
+    from safetensors.torch import save_file
+
+    backbone = model.backbone
+    config = None
+    if backbone.config_path is not None:
+        config = json.loads(Path(backbone.config_path).read_text("utf-8"))
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "vidprompt_version": __version__,
+        "method": model.method,
+        "model": backbone.name,
+        "pretrained": backbone.pretrained,
+        "model_config": json.dumps(config),
+        "hparams": json.dumps(model.hparams()),
+        "view": json.dumps(view.to_dict()),
+        "classes": json.dumps(list(classes)),
+        "extra": json.dumps(extra or {}),
+    }
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.trainable_state().items()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def _open(path: Path):
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise UsageError(f"checkpoint not found: {path}")
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except Exception:
+        raise VidpromptError(f"{path} is not a readable safetensors checkpoint (truncated or another format)"
+                             ) from None
+
+
+def _decode_info(path: Path, metadata: dict) -> CheckpointInfo:
+    if metadata.get("format") != FORMAT:
+        raise VidpromptError(f"{path} is a safetensors file but not a vidprompt checkpoint")
+    try:
+        version = int(metadata["format_version"])
+        if version > FORMAT_VERSION:
+            raise VidpromptError(f"{path} has checkpoint format {version}, newer than this vidprompt "
+                                 f"({__version__}) reads ({FORMAT_VERSION}); upgrade vidprompt")
+        return CheckpointInfo(
+            method=metadata["method"], model=metadata["model"], pretrained=metadata["pretrained"],
+            model_config=json.loads(metadata.get("model_config") or "null"),
+            hparams=json.loads(metadata["hparams"]), view=ViewConfig(**json.loads(metadata["view"])),
+            classes=json.loads(metadata["classes"]), format_version=version,
+            vidprompt_version=metadata.get("vidprompt_version", "?"),
+            extra=json.loads(metadata.get("extra") or "{}"))
+    except (KeyError, ValueError, TypeError, UsageError) as exc:
+        raise VidpromptError(f"{path}: damaged checkpoint metadata ({exc})") from None
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """The validated metadata alone (cheap: tensors are not read)."""
+    path = Path(path)
+    with _open(path) as handle:
+        return _decode_info(path, handle.metadata() or {})
+
+
+def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+    """Metadata and tensors of a checkpoint file, validated; errors are one line."""
+    path = Path(path)
+    with _open(path) as handle:
+        info = _decode_info(path, handle.metadata() or {})
+        try:
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        except Exception:
+            raise VidpromptError(f"{path}: tensors cannot be read (truncated file?)") from None
+    return info, tensors
+
+
+def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | None) -> Backbone:
+    if model is not None and model.replace("/", "-") != info.model and Path(model).stem != info.model:
+        raise UsageError(f"the checkpoint was trained on {info.model}; --model {model} does not match")
+    weights = pretrained if pretrained is not None else info.pretrained
+    if info.model_config is not None:
+        source = model if model is not None and Path(model).is_file() else None
+        if source is None:  # rebuild the config JSON the checkpoint carries, under its own name
+            from .fileio import cache_dir
+
+            config_path = cache_dir() / "model_configs" / f"{info.model}.json"
+            if not config_path.is_file() or json.loads(config_path.read_text()) != info.model_config:
+                from .fileio import atomic_write_json
+
+                atomic_write_json(config_path, info.model_config)
+            source = str(config_path)
+        return build_backbone(source, weights)
+    return build_backbone(info.model, weights)
+
+
+def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: str | None = None,
+                    ) -> tuple[VideoTextModel, CheckpointInfo]:
+    """Rebuild backbone + method from a checkpoint and load its trained tensors.
+
+    ``pretrained`` may point at the same weights elsewhere (another cache, a local file); ``model``, when
+    given, must name the checkpoint's backbone.
+    """
+    info, tensors = read_checkpoint(path)
+    backbone = _backbone_for(info, model, pretrained)
+    method = build_method(info.method, backbone, **info.hparams)
+    expected = method.trainable_state()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise VidpromptError(f"{path} does not fit {info.method} on {info.model}: "
+                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for name, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise VidpromptError(f"{path} does not fit {info.method} on {info.model}: {name} has shape "
+                                 f"{tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}")
+    with torch.no_grad():
+        params = dict(method.named_parameters())
+        for name, tensor in tensors.items():
+            params[name].copy_(tensor)
+    return method, info
+
+
+def checkpoint_size(path: str | Path) -> int:
+    return os.path.getsize(path)

@@ -1,0 +1,327 @@
+"""The training loop for PromptCLIP and AIM, readable top to bottom.
+
+Frozen-backbone methods (PromptCLIP) train on cached frame features; AIM decodes frames and runs the
+adapted backbone every step. Everything random derives from ``(seed, epoch)``, and the whole training state
+(trained tensors, optimiser, scheduler, history) is saved atomically after every epoch, so a killed run
+resumed with ``--resume`` ends with exactly the tensors of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from .backbone import build_backbone
+from .checkpoint import save_checkpoint
+from .config import TrainConfig, load_config, save_config
+from .errors import UsageError, VidpromptError
+from .fileio import atomic_write, atomic_write_text
+from .methods import build_method
+from .methods.base import VideoTextModel
+from .runtime import autocast, resolve_device, resolve_precision
+from .video import ViewConfig
+
+log = logging.getLogger(__name__)
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class TrainData:
+    classes: list[str]
+    train_paths: list[str]
+    train_labels: list[int]
+    val_paths: list[str]
+    val_labels: list[int]
+
+
+def load_train_data(cfg: TrainConfig) -> TrainData:
+    """The training and validation videos with label indices into one class list."""
+    from .datasets import load_dataset
+    from .labels import read_labels_file, resolve_labels
+
+    label_list = resolve_labels(None, cfg.labels_file, cfg.label_set, required=False)
+    train = load_dataset(cfg.dataset, root=cfg.root, annotations=cfg.annotations, split=cfg.split,
+                         subset="train", splits_dir=cfg.splits_dir, labels_json=cfg.labels_json,
+                         data=cfg.data, list_file=cfg.list_file, label_list=label_list)
+    if cfg.classes:
+        train = train.subset_classes(read_labels_file(cfg.classes))
+    val = None
+    if cfg.val:
+        is_folder = Path(cfg.val).is_dir()
+        val = load_dataset(cfg.dataset if not is_folder else None, data=cfg.val if is_folder else None,
+                           list_file=None if is_folder else cfg.val, label_list=train.classes)
+    elif cfg.val_fraction > 0:
+        train, val = train.split(cfg.val_fraction, seed=cfg.seed)
+    if cfg.shots:
+        train = train.few_shot(cfg.shots, seed=cfg.seed)
+    if len(train) == 0:
+        raise UsageError("no training videos found")
+    val_samples = list(val.samples) if val is not None else []
+    return TrainData(classes=list(train.classes),
+                     train_paths=[str(s.path) for s in train.samples], train_labels=[s.index for s in train.samples],
+                     val_paths=[str(s.path) for s in val_samples], val_labels=[s.index for s in val_samples])
+
+
+def _param_groups(model: VideoTextModel, weight_decay: float) -> list[dict]:
+    """No weight decay on norms, biases and embeddings (the official AIM recipe; harmless for prompts)."""
+    skip = set(getattr(model, "no_weight_decay", lambda: set())())
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name in skip or "embedding" in name else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr: float, lr: float):
+    """Linear warm-up then cosine, stepped per optimiser step (torch's own schedulers)."""
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    warmup_steps = min(warmup_steps, total_steps - 1) if total_steps > 1 else 0
+    cosine = CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr)
+    if warmup_steps <= 0:
+        return cosine
+    warmup = LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup_steps)
+    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, progress: bool = True):
+        self.cfg = cfg.resolved()
+        cfg = self.cfg
+        if cfg.batch_size < 1 or cfg.accumulate < 1 or cfg.epochs < 1:
+            raise UsageError("epochs, batch_size and accumulate must be at least 1")
+        if cfg.method == "promptclip" and cfg.cache_views < 1:
+            raise UsageError("cache_views must be at least 1")
+        self.progress = progress
+        self.out = Path(cfg.out)
+        self.device = resolve_device(cfg.device)
+        self.autocast_dtype = resolve_precision(cfg.precision, self.device)
+        self.view = ViewConfig(frames=cfg.frames, sampling=cfg.sampling, stride=cfg.stride)
+        self.data = load_train_data(cfg)
+        backbone = build_backbone(cfg.model, cfg.pretrained)
+        torch.manual_seed(cfg.seed)  # the initial prompts / temporal weights / adapters
+        self.model = build_method(cfg.method, backbone, **self._method_hparams()).to(self.device)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
+        per_epoch = math.ceil(len(self.data.train_paths) / (cfg.batch_size * cfg.accumulate))
+        self.steps_per_epoch = per_epoch
+        self.scheduler = _scheduler(self.optimizer, round(cfg.warmup_epochs * per_epoch), per_epoch * cfg.epochs,
+                                    cfg.min_lr, cfg.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        self.epoch = 0  # epochs completed
+        self.history: list[dict] = []
+        self.best: float | None = None
+        self._features: dict[str, object] | None = None
+
+    def _method_hparams(self) -> dict:
+        cfg = self.cfg
+        if cfg.method == "promptclip":
+            return {"n_prefix": cfg.n_prefix, "n_suffix": cfg.n_suffix, "temporal_layers": cfg.temporal_layers,
+                    "temporal_heads": cfg.temporal_heads, "max_frames": max(cfg.frames, 8)}
+        return {"num_frames": cfg.frames, "adapter_positions": cfg.adapter_positions,
+                "bottleneck_ratio": cfg.bottleneck_ratio, "joint_scale": cfg.joint_scale,
+                "drop_path": cfg.drop_path, "grad_checkpointing": cfg.grad_checkpointing}
+
+    # --- state ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "best": self.best, "history": json.dumps(self.history),
+                "model": {k: v.detach().cpu() for k, v in self.model.trainable_state().items()},
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise VidpromptError(f"cannot resume from {path}: {type(exc).__name__}") from None
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, tensor in state["model"].items():
+                params[name].copy_(tensor)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.best = int(state["epoch"]), state["best"]
+        self.history = json.loads(state["history"])
+
+    def _save(self, improved: bool) -> None:
+        extra = {"epoch": self.epoch, "val_accuracy": self.history[-1].get("val_accuracy")}
+        # The state goes first: a kill between the files leaves a state that still resumes correctly.
+        atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
+        save_checkpoint(self.out / "last.safetensors", self.model, self.view, self.data.classes, extra)
+        if improved:
+            save_checkpoint(self.out / "best.safetensors", self.model, self.view, self.data.classes, extra)
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def _cached_features(self) -> dict:
+        """PromptCLIP: ``cache_views`` random samplings per training video, test sampling for validation."""
+        from .features import TEST_DRAW, FrameFeatureCache
+        from .progress import progress_bar
+
+        cfg = self.cfg
+        cache = FrameFeatureCache(self.model, self.view, seed=cfg.seed, device=self.device,
+                                  autocast_dtype=self.autocast_dtype, num_workers=cfg.num_workers)
+        total = len(self.data.train_paths) * cfg.cache_views + len(self.data.val_paths)
+        with progress_bar(total, "caching frame features", self.progress) as advance:
+            train = [cache.features(self.data.train_paths, draw, advance) for draw in range(cfg.cache_views)]
+            val = cache.features(self.data.val_paths, TEST_DRAW, advance)
+        for path, error in cache.stats.failed.items():
+            log.warning("skipping %s: %s", path, error)
+        log.info("frame features: %d encoded, %d reused from the cache", cache.stats.encoded, cache.stats.reused)
+        self.cache_stats = cache.stats
+        return {"train": train, "val": val}
+
+    def _usable(self, paths, labels, table) -> tuple[list[str], list[int]]:
+        keep = [(p, y) for p, y in zip(paths, labels) if p in table]
+        return [p for p, _ in keep], [y for _, y in keep]
+
+    # --- loop -----------------------------------------------------------------------------------------------
+    def _loss(self, video_emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        text = self.model.encode_labels(self.data.classes)
+        return F.cross_entropy(self.model.logits(video_emb, text).float(), labels)
+
+    def _train_batches(self, epoch: int):
+        """Yield ``(video embeddings, labels)`` for the epoch's batches, in a (seed, epoch)-derived order."""
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        if self._features is not None:
+            tables = self._features["train"]
+            paths, labels = self._usable(self.data.train_paths, self.data.train_labels, tables[0])
+            order = torch.randperm(len(paths), generator=gen).tolist()
+            draws = torch.randint(len(tables), (len(paths),), generator=gen).tolist()
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                feats = torch.stack([tables[draws[i]][paths[i]] for i in idx]).to(self.device).float()
+                yield (lambda f=feats: self.model.aggregate(f)), torch.tensor([labels[i] for i in idx],
+                                                                                device=self.device)
+            return
+        from .loader import VideoViews, iterate_views
+
+        order = torch.randperm(len(self.data.train_paths), generator=gen).tolist()
+        paths = [self.data.train_paths[i] for i in order]
+        labels = [self.data.train_labels[i] for i in order]
+        dataset = VideoViews(paths, self.view, self._preprocessor(), seed=cfg.seed, draw=epoch)
+        for batch in iterate_views(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
+            good = [item for item in batch if item.frames is not None]
+            if not good:
+                continue
+            frames = torch.stack([item.frames[0] for item in good]).to(self.device, non_blocking=True)
+            target = torch.tensor([labels[item.index] for item in good], device=self.device)
+            yield (lambda f=frames: self.model.encode_video(self._preprocessor().normalize(f))), target
+
+    def _preprocessor(self):
+        from .transforms import FramePreprocessor
+
+        if not hasattr(self, "_pre"):
+            self._pre = FramePreprocessor(self.model.backbone.preprocess_cfg, crops=1)
+        return self._pre
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Top-1 accuracy on the validation videos (test-time sampling)."""
+        if not self.data.val_paths:
+            return None
+        self.model.eval()
+        with autocast(self.device, self.autocast_dtype):
+            text = self.model.encode_labels(self.data.classes).float()
+            correct = total = 0
+            if self._features is not None:
+                table = self._features["val"]
+                paths, labels = self._usable(self.data.val_paths, self.data.val_labels, table)
+                for start in range(0, len(paths), 256):
+                    feats = torch.stack([table[p] for p in paths[start:start + 256]]).to(self.device).float()
+                    pred = self.model.logits(self.model.aggregate(feats), text).argmax(-1).cpu()
+                    correct += int((pred == torch.tensor(labels[start:start + 256])).sum())
+                    total += len(feats)
+            else:
+                from .loader import VideoViews, iterate_views
+
+                dataset = VideoViews(self.data.val_paths, self.view, self._preprocessor())
+                for batch in iterate_views(dataset, self.cfg.batch_size, self.cfg.num_workers):
+                    good = [item for item in batch if item.frames is not None]
+                    if not good:
+                        continue
+                    frames = torch.stack([item.frames[0] for item in good]).to(self.device)
+                    emb = self.model.encode_video(self._preprocessor().normalize(frames))
+                    pred = self.model.logits(emb, text).argmax(-1).cpu()
+                    truth = torch.tensor([self.data.val_labels[item.index] for item in good])
+                    correct += int((pred == truth).sum())
+                    total += len(good)
+        return correct / total if total else None
+
+    def fit(self, on_epoch: Callable[[dict], None] | None = None) -> dict:
+        from .progress import progress_bar
+
+        cfg = self.cfg
+        if self.model.frame_features_cacheable and cfg.method != "zeroshot":
+            self._features = self._cached_features()
+        for epoch in range(self.epoch, cfg.epochs):
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # drop-path and any other torch randomness
+            self.model.train()
+            start, losses = time.perf_counter(), []
+            with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", self.progress,
+                              unit="steps") as advance:
+                pending = 0
+                for forward, target in self._train_batches(epoch):
+                    with autocast(self.device, self.autocast_dtype):
+                        loss = self._loss(forward(), target) / cfg.accumulate
+                    self.scaler.scale(loss).backward()
+                    losses.append(loss.item() * cfg.accumulate)
+                    pending += 1
+                    if pending == cfg.accumulate:
+                        self._step()
+                        pending = 0
+                        advance(1)
+                if pending:
+                    self._step()
+                    advance(1)
+            self.epoch = epoch + 1
+            val = self.evaluate()
+            record = {"epoch": self.epoch, "train_loss": sum(losses) / max(len(losses), 1),
+                      "val_accuracy": val, "lr": self.optimizer.param_groups[0]["lr"],
+                      "seconds": round(time.perf_counter() - start, 3)}
+            self.history.append(record)
+            metric = val if val is not None else -record["train_loss"]
+            improved = self.best is None or metric > self.best
+            if improved:
+                self.best = metric
+            self._save(improved)
+            log.info("epoch %d/%d: loss %.4f%s", self.epoch, cfg.epochs, record["train_loss"],
+                     "" if val is None else f", val accuracy {val:.1%}")
+            if on_epoch is not None:
+                on_epoch(record)
+        return {"epochs": self.epoch, "best": self.best, "history": self.history, "out": str(self.out)}
+
+    def _step(self) -> None:
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train (or resume) a run in ``cfg.out``; returns a summary with the metrics history."""
+    out = Path(cfg.out)
+    state = out / STATE_FILE
+    if resume:
+        if not (out / "config.yaml").is_file():
+            raise UsageError(f"--resume {out}: no run here (config.yaml missing)")
+        cfg = load_config(out / "config.yaml")
+    elif state.exists():
+        raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
+    trainer = Trainer(cfg, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(trainer.cfg, out / "config.yaml")
+    if resume and state.exists():
+        trainer.load_state(state)
+        log.info("resuming %s after epoch %d", out, trainer.epoch)
+    return trainer.fit()
