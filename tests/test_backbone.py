@@ -83,3 +83,22 @@ def test_malformed_config_json(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(UsageError, match="cannot read model config"):
         build_backbone(str(bad), "none")
+    bad.write_text('{"embed_dim": 8}')
+    with pytest.raises(UsageError, match="not an open_clip model config"):
+        build_backbone(str(bad), "none")
+
+
+def test_a_config_file_that_breaks_later_does_not_poison_others(tiny_config, tmp_path):
+    import json
+
+    other = tmp_path / "vp-other.json"
+    other.write_text(open(tiny_config).read())
+    assert build_backbone(str(other), "none").name == "vp-other"
+    other.write_text("{broken")  # e.g. edited, or its temp folder reused
+    assert build_backbone(tiny_config, "none").name == "vp-tiny"
+    changed = json.loads(open(tiny_config).read())
+    changed["vision_cfg"]["layers"] = 1
+    same_stem = tmp_path / "vp-tiny.json"
+    same_stem.write_text(json.dumps(changed))
+    assert len(build_backbone(str(same_stem), "none").model.visual.transformer.resblocks) == 1
+    assert len(build_backbone(tiny_config, "none").model.visual.transformer.resblocks) == 2

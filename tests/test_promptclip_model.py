@@ -120,7 +120,10 @@ def test_trainable_state_is_prompts_and_temporal(tiny_backbone):
     per_layer = 12 * d * d + 13 * d
     assert sum(v.numel() for v in state.values()) == 32 * d + 32 * d + 2 * per_layer
     assert not any(p.requires_grad for p in model.clip.parameters())
-    assert model.text_cache_key() is None
+    key = model.text_cache_key()  # keyed on the prompt values: a prompt update changes it
+    with torch.no_grad():
+        model.text_encoder.prefix.add_(1e-3)
+    assert model.text_cache_key() != key and key.startswith("promptclip|")
     assert model.hparams() == {"n_prefix": 16, "n_suffix": 16, "temporal_layers": 2, "temporal_heads": 8,
                                "max_frames": 32, "temperature": 0.07}
     torch.testing.assert_close(model.logit_scale, torch.tensor(1 / 0.07))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import socket
@@ -46,13 +47,8 @@ class Backbone:
 
     @property
     def embed_dim(self) -> int:
-        return int(self.model.text_projection.shape[1]) if self._has_text_projection else int(
-            self.model.visual.output_dim)
-
-    @property
-    def _has_text_projection(self) -> bool:
-        proj = getattr(self.model, "text_projection", None)
-        return isinstance(proj, torch.Tensor)
+        """Width of the shared image-text embedding space."""
+        return int(self.model.visual.output_dim)
 
     @property
     def context_length(self) -> int:
@@ -75,12 +71,7 @@ def _register_model(model: str) -> tuple[str, str | None]:
     if model.endswith(".json") or path.is_file():
         if not path.is_file():
             raise UsageError(f"model config not found: {model}")
-        try:
-            open_clip.add_model_config(path)
-        except Exception as exc:  # malformed JSON, unreadable file
-            raise UsageError(f"cannot read model config {model}: {exc}") from None
-        if path.stem not in open_clip.list_models():
-            raise UsageError(f"{model} is not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)")
+        _register_config_file(path)
         return path.stem, str(path.resolve())
     name = model.replace("/", "-")
     if name not in open_clip.list_models():
@@ -88,6 +79,36 @@ def _register_model(model: str) -> tuple[str, str | None]:
         hint = f" (did you mean: {', '.join(close)})" if close else " (see `open_clip.list_models()`)"
         raise UsageError(f"unknown model '{model}'{hint}")
     return name, None
+
+
+def _readable_config(path: Path) -> dict | None:
+    try:
+        cfg = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _register_config_file(path: Path) -> None:
+    """Register an open_clip config JSON under its file stem.
+
+    open_clip re-reads every registered file on each registration, so one unreadable file (deleted, or
+    edited into invalid JSON) would break all later ones: such entries are dropped first, and the file being
+    registered goes last so that its content wins over an older file with the same stem.
+    """
+    import open_clip
+    from open_clip import factory
+
+    cfg = _readable_config(path)
+    if cfg is None:
+        raise UsageError(f"cannot read model config {path}: not a JSON object")
+    if not all(key in cfg for key in ("embed_dim", "vision_cfg", "text_cfg")):
+        raise UsageError(f"{path} is not an open_clip model config (needs embed_dim, vision_cfg, text_cfg)")
+    resolved = path.resolve()
+    factory._MODEL_CONFIG_PATHS[:] = [
+        p for p in factory._MODEL_CONFIG_PATHS
+        if Path(p).is_dir() or (Path(p).resolve() != resolved and _readable_config(Path(p)) is not None)]
+    open_clip.add_model_config(resolved)
 
 
 def _file_identity(path: Path) -> str:
