@@ -16,6 +16,8 @@ _LAZY = {
     "VideoResult": "vidprompt.classifier",
     "ViewConfig": "vidprompt.video",
     "build_backbone": "vidprompt.backbone",
+    "VideoIndex": "vidprompt.index",
+    "build_index": "vidprompt.index",
 }
 
 __all__ = ["__version__", *_LAZY]

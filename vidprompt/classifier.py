@@ -85,6 +85,14 @@ class VideoClassifier:
         return self.text_cache.get_or_compute(key, labels, compute).to(self.device)
 
     # --- video --------------------------------------------------------------------------------------------
+    def encode_views(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 views ``[n, views, T, 3, h, w]`` (as the loader yields them) -> embeddings ``[n, views, D]``."""
+        frames = frames.to(self.device, non_blocking=True)
+        n, views = frames.shape[:2]
+        with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+            x = self.preprocessor.normalize(frames.flatten(0, 1))
+            return self.model.encode_video(x).float().reshape(n, views, -1)
+
     def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
                          ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
         """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
@@ -94,11 +102,7 @@ class VideoClassifier:
             good = [item for item in batch if item.frames is not None]
             embeddings: dict[int, torch.Tensor] = {}
             if good:
-                frames = torch.stack([item.frames for item in good]).to(self.device, non_blocking=True)
-                n, views = frames.shape[:2]
-                with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
-                    x = self.preprocessor.normalize(frames.flatten(0, 1))
-                    emb = self.model.encode_video(x).float().reshape(n, views, -1)
+                emb = self.encode_views(torch.stack([item.frames for item in good]))
                 embeddings = {item.index: e for item, e in zip(good, emb)}
             for item in batch:
                 yield item.index, item.path, embeddings.get(item.index), item.error

@@ -318,3 +318,10 @@ def _fail(message: str, code: int) -> None:
 from .cli_eval import eval_command  # noqa: E402
 
 app.command("eval")(eval_command)
+
+# `index`, `search` and `localize` live in their own module too.
+from .cli_search import index_command, localize_command, search_command  # noqa: E402
+
+app.command("index")(index_command)
+app.command("search")(search_command)
+app.command("localize")(localize_command)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from ._version import __version__
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .methods.base import model_identity
 
 if TYPE_CHECKING:  # torch-free at import time; these are only annotations
     from .classifier import VideoClassifier
@@ -206,24 +207,6 @@ def dataset_digest(paths: Sequence[str], truth: Sequence[int]) -> str:
     for path, index in zip(paths, truth):
         digest.update(f"{path}\t{index}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
-
-
-def model_identity(model) -> dict:
-    """Method, backbone weights, hyper-parameters and a digest of the trained tensors of a method."""
-    import torch
-
-    state = model.trainable_state()
-    trained = None
-    if state:
-        digest = hashlib.sha256()
-        for name in sorted(state):
-            tensor = state[name].detach().to("cpu", torch.float32).contiguous()
-            digest.update(name.encode())
-            digest.update(str(tuple(tensor.shape)).encode())
-            digest.update(tensor.numpy().tobytes())
-        trained = digest.hexdigest()
-    return {"method": model.method, "backbone": model.backbone.identity, "hparams": model.hparams(),
-            "trained_tensors": trained}
 
 
 def _jsonable(value):

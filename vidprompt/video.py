@@ -117,7 +117,7 @@ def _decord():
     return decord
 
 
-def _decode_errors() -> tuple[type[BaseException], ...]:
+def decode_errors() -> tuple[type[BaseException], ...]:
     # decord raises RuntimeError and its own DECORDError, which is not a RuntimeError subclass.
     decord = _decord()
     return (RuntimeError, decord.DECORDError, ValueError, IndexError)
@@ -136,7 +136,7 @@ def open_video(path: str | os.PathLike):
     try:
         with _quiet_native_stderr():
             reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
-    except _decode_errors():
+    except decode_errors():
         raise VideoError("not a readable video (unsupported, corrupt or truncated file)") from None
     if len(reader) < 1:
         raise VideoError("video has no frames")
@@ -156,20 +156,20 @@ def read_frames(reader, indices: np.ndarray) -> np.ndarray:
     return frames[inverse].reshape(*indices.shape, *frames.shape[1:])
 
 
-def _decodable_length(reader, claimed: int) -> int:
+def decodable_length(reader, claimed: int) -> int:
     """A truncated file can claim more frames than it holds: find the last frame that decodes
     (binary search, a handful of seeks)."""
     lo, hi = 0, claimed - 1  # invariant: frames beyond hi are unknown-bad, lo is the last known-good
     try:
         _get_batch(reader, np.array([0]))
-    except _decode_errors():
+    except decode_errors():
         return 0
     while lo < hi:
         mid = (lo + hi + 1) // 2
         try:
             _get_batch(reader, np.array([mid]))
             lo = mid
-        except _decode_errors():
+        except decode_errors():
             hi = mid - 1
     return lo + 1
 
@@ -181,15 +181,15 @@ def load_clip_frames(path: str | os.PathLike, view: ViewConfig,
     num_frames = len(reader)
     try:
         return read_frames(reader, sample_indices(num_frames, view, rng))
-    except _decode_errors():
+    except decode_errors():
         pass
     # The container promised frames it does not have: sample again within what really decodes.
-    usable = _decodable_length(reader, num_frames)
+    usable = decodable_length(reader, num_frames)
     if usable < 1:
         raise VideoError("not a readable video (no frame decodes)")
     try:
         return read_frames(reader, sample_indices(usable, view, rng))
-    except _decode_errors():
+    except decode_errors():
         raise VideoError("corrupt video (frames fail to decode)") from None
     finally:
         del reader

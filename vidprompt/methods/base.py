@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import hashlib
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -65,10 +67,25 @@ class VideoTextModel(nn.Module):
         return {}
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """The trained tensors only (what a checkpoint stores): parameters that require grad + buffers
-        registered outside the frozen CLIP."""
+        """The trained tensors only (what a checkpoint stores): the parameters that require grad."""
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
+
+
+def model_identity(model) -> dict:
+    """Method, backbone weights, hyper-parameters and a digest of the trained tensors of a method."""
+    state = model.trainable_state()
+    trained = None
+    if state:
+        digest = hashlib.sha256()
+        for name in sorted(state):
+            tensor = state[name].detach().to("cpu", torch.float32).contiguous()
+            digest.update(name.encode())
+            digest.update(str(tuple(tensor.shape)).encode())
+            digest.update(tensor.numpy().tobytes())
+        trained = digest.hexdigest()
+    return {"method": model.method, "backbone": model.backbone.identity, "hparams": model.hparams(),
+            "trained_tensors": trained}
