@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from media import write_video  # noqa: E402
+from media import panning_texture, write_video  # noqa: E402
 
 from vidprompt.backbone import build_backbone  # noqa: E402
 from vidprompt.classifier import VideoClassifier  # noqa: E402
@@ -35,13 +35,7 @@ LABELS = ["surfing", "cooking", "playing guitar", "riding a bike", "dancing"]
 
 
 def make_clip(path: Path, seconds: float, fps: int = 25, h: int = 240, w: int = 320, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    n = int(seconds * fps)
-    base = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
-    frames = np.empty((n, h, w, 3), np.uint8)
-    for i in range(n):
-        frames[i] = np.roll(base, 3 * i, axis=1)
-    return write_video(path, frames, fps=fps)
+    return write_video(path, panning_texture(int(seconds * fps), h, w, seed), fps=fps)
 
 
 def encoder_rate(clf: VideoClassifier, num_videos: int, frames: int) -> float:

@@ -73,3 +73,9 @@ def solid_video(rgb: tuple[int, int, int], n: int = 16, h: int = 32, w: int = 32
     frames = np.empty((n, h, w, 3), np.uint8)
     frames[...] = np.asarray(rgb, np.uint8)
     return frames
+
+
+def panning_texture(n: int, h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
+    """Random texture panning sideways: codec work like real footage (benchmarks)."""
+    base = np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+    return np.stack([np.roll(base, 3 * i, axis=1) for i in range(n)])
