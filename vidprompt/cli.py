@@ -293,20 +293,25 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
-    except typer.TyperException as exc:  # Typer's parsing errors: bad option, bad value, missing argument
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see 'vidprompt {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
-        message = exc.format_message()
-        if message:  # `vidprompt` alone prints the help and exits 2 with no message
-            _fail(f"error: {message}{hint}", getattr(exc, "exit_code", 2))
-        sys.exit(getattr(exc, "exit_code", 2))
     except VidpromptError as exc:
         _fail(f"error: {exc}", exc.exit_code)
-    except Exception as exc:  # a bug, not user error: still one line unless asked for the traceback
-        if os.environ.get("VIDPROMPT_DEBUG"):
+    except Exception as exc:
+        if _is_parse_error(exc):  # bad option, bad value, missing argument
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see 'vidprompt {ctx.info_name} --help')" if ctx is not None and ctx.parent else ""
+            message = exc.format_message()
+            if message:  # `vidprompt` alone prints the help and exits 2 with no message
+                _fail(f"error: {message}{hint}", getattr(exc, "exit_code", 2))
+            sys.exit(getattr(exc, "exit_code", 2))
+        if os.environ.get("VIDPROMPT_DEBUG"):  # a bug, not user error: one line unless asked
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set VIDPROMPT_DEBUG=1 for the traceback)", 1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _is_parse_error(exc: Exception) -> bool:
+    """Typer's command-line parsing errors (its own exception class in new releases, click's in older)."""
+    return any(cls.__name__ in ("TyperException", "ClickException") for cls in type(exc).__mro__)
 
 
 def _fail(message: str, code: int) -> None:
