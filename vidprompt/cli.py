@@ -225,6 +225,10 @@ def train_prompts(
         cfg = load_config(config, set_, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()})
     _warn_random_weights(cfg.pretrained)
     summary = train(cfg, resume=resume is not None, progress=not quiet)
+    from . import distributed
+
+    if not distributed.is_main():  # under torchrun, rank 0 reports
+        return
     last = summary["history"][-1] if summary["history"] else {}
     typer.echo(json.dumps({"out": summary["out"], "epochs": summary["epochs"],
                            "val_accuracy": last.get("val_accuracy"), "train_loss": last.get("train_loss")}))

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from . import distributed
 from .backbone import build_backbone
 from .checkpoint import save_checkpoint
 from .config import TrainConfig, load_config, save_config
@@ -26,7 +28,7 @@ from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_text
 from .methods import build_method
 from .methods.base import VideoTextModel
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, resolve_precision
 from .video import ViewConfig
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,27 @@ def _scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr: float, lr
     return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
 
 
+class _LossModule(torch.nn.Module):
+    """One training step's loss as a module, so DistributedDataParallel can wrap it: video embeddings
+    (from cached frame features, or frames through the backbone) against the class names' embeddings."""
+
+    def __init__(self, model: VideoTextModel, classes: list[str]):
+        super().__init__()
+        from .transforms import FramePreprocessor
+
+        self.model = model
+        self.classes = list(classes)
+        self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=1)
+
+    def forward(self, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.model.frame_features_cacheable:
+            video = self.model.aggregate(inputs)
+        else:
+            video = self.model.encode_video(self.preprocessor.normalize(inputs))
+        text = self.model.encode_labels(self.classes)
+        return F.cross_entropy(self.model.logits(video, text).float(), target)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, progress: bool = True):
         self.cfg = cfg.resolved()
@@ -103,15 +126,29 @@ class Trainer:
             raise UsageError("cache_views must be at least 1")
         self.progress = progress
         self.out = Path(cfg.out)
-        self.device = resolve_device(cfg.device)
+        # Under torchrun: join the process group; each rank gets its own GPU (or CPU with gloo).
+        self.device = distributed.init_from_env(cfg.device)
+        self.world = distributed.world_size()
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
         self.view = ViewConfig(frames=cfg.frames, sampling=cfg.sampling, stride=cfg.stride)
         self.data = load_train_data(cfg)
         backbone = build_backbone(cfg.model, cfg.pretrained)
         torch.manual_seed(cfg.seed)  # the initial prompts / temporal weights / adapters
         self.model = build_method(cfg.method, backbone, **self._method_hparams()).to(self.device)
+        self.loss_module = _LossModule(self.model, self.data.classes)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Gradients of the trained tensors are averaged over ranks; the frozen CLIP is not touched.
+            self.loss_module = DistributedDataParallel(
+                self.loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
-        per_epoch = math.ceil(len(self.data.train_paths) / (cfg.batch_size * cfg.accumulate))
+        self.global_batch = cfg.batch_size * self.world * cfg.accumulate
+        if distributed.is_main():
+            log.info("global batch %d = %d per process x %d processes x %d accumulation steps",
+                     self.global_batch, cfg.batch_size, self.world, cfg.accumulate)
+        per_epoch = math.ceil(len(self.data.train_paths) / self.global_batch)
         self.steps_per_epoch = per_epoch
         self.scheduler = _scheduler(self.optimizer, round(cfg.warmup_epochs * per_epoch), per_epoch * cfg.epochs,
                                     cfg.min_lr, cfg.lr)
@@ -170,8 +207,18 @@ class Trainer:
         cfg = self.cfg
         cache = FrameFeatureCache(self.model, self.view, seed=cfg.seed, device=self.device,
                                   autocast_dtype=self.autocast_dtype, num_workers=cfg.num_workers)
+        if self.world > 1:
+            # Each process encodes its share into the (shared) disk cache, then all read the whole set.
+            rank = distributed.rank()
+            total = len(self.data.train_paths[rank::self.world]) * cfg.cache_views
+            with progress_bar(total, "caching frame features", self.progress and distributed.is_main()) as adv:
+                for draw in range(cfg.cache_views):
+                    cache.features(self.data.train_paths[rank::self.world], draw, adv)
+            if distributed.is_main():
+                cache.features(self.data.val_paths, TEST_DRAW)
+            distributed.barrier()
         total = len(self.data.train_paths) * cfg.cache_views + len(self.data.val_paths)
-        with progress_bar(total, "caching frame features", self.progress) as advance:
+        with progress_bar(total, "caching frame features", self.progress and distributed.is_main()) as advance:
             train = [cache.features(self.data.train_paths, draw, advance) for draw in range(cfg.cache_views)]
             val = cache.features(self.data.val_paths, TEST_DRAW, advance)
         for path, error in cache.stats.failed.items():
@@ -185,28 +232,35 @@ class Trainer:
         return [p for p, _ in keep], [y for _, y in keep]
 
     # --- loop -----------------------------------------------------------------------------------------------
-    def _loss(self, video_emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        text = self.model.encode_labels(self.data.classes)
-        return F.cross_entropy(self.model.logits(video_emb, text).float(), labels)
+    def _epoch_order(self, epoch: int) -> list[int]:
+        """This process's training videos for ``epoch``: one (seed, epoch) permutation shared by all ranks,
+        dealt out by torch's DistributedSampler, so the videos of each global batch are the same whatever
+        the number of processes."""
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(range(len(self.data.train_paths)), num_replicas=self.world,
+                                     rank=distributed.rank(), shuffle=True, seed=self.cfg.seed)
+        sampler.set_epoch(epoch)
+        return list(sampler)
 
     def _train_batches(self, epoch: int):
-        """Yield ``(video embeddings, labels)`` for the epoch's batches, in a (seed, epoch)-derived order."""
+        """Yield ``(inputs, labels)`` per step: cached frame features (PromptCLIP) or uint8 frames (AIM)."""
         cfg = self.cfg
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        order = self._epoch_order(epoch)
         if self._features is not None:
             tables = self._features["train"]
-            paths, labels = self._usable(self.data.train_paths, self.data.train_labels, tables[0])
-            order = torch.randperm(len(paths), generator=gen).tolist()
-            draws = torch.randint(len(tables), (len(paths),), generator=gen).tolist()
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            draws = torch.randint(len(tables), (len(self.data.train_paths),), generator=gen).tolist()
             for start in range(0, len(order), cfg.batch_size):
-                idx = order[start:start + cfg.batch_size]
-                feats = torch.stack([tables[draws[i]][paths[i]] for i in idx]).to(self.device).float()
-                yield (lambda f=feats: self.model.aggregate(f)), torch.tensor([labels[i] for i in idx],
-                                                                                device=self.device)
+                idx = [i for i in order[start:start + cfg.batch_size] if self.data.train_paths[i] in tables[0]]
+                if not idx:
+                    continue
+                feats = torch.stack([tables[draws[i]][self.data.train_paths[i]] for i in idx])
+                yield feats.to(self.device).float(), torch.tensor([self.data.train_labels[i] for i in idx],
+                                                                  device=self.device)
             return
         from .loader import VideoViews, iterate_views
 
-        order = torch.randperm(len(self.data.train_paths), generator=gen).tolist()
         paths = [self.data.train_paths[i] for i in order]
         labels = [self.data.train_labels[i] for i in order]
         dataset = VideoViews(paths, self.view, self._preprocessor(), seed=cfg.seed, draw=epoch)
@@ -215,8 +269,7 @@ class Trainer:
             if not good:
                 continue
             frames = torch.stack([item.frames[0] for item in good]).to(self.device, non_blocking=True)
-            target = torch.tensor([labels[item.index] for item in good], device=self.device)
-            yield (lambda f=frames: self.model.encode_video(self._preprocessor().normalize(f))), target
+            yield frames, torch.tensor([labels[item.index] for item in good], device=self.device)
 
     def _preprocessor(self):
         from .transforms import FramePreprocessor
@@ -262,22 +315,28 @@ class Trainer:
         from .progress import progress_bar
 
         cfg = self.cfg
+        main = distributed.is_main()
         if self.model.frame_features_cacheable and cfg.method != "zeroshot":
             self._features = self._cached_features()
         for epoch in range(self.epoch, cfg.epochs):
-            torch.manual_seed(cfg.seed * 1_000_003 + epoch)  # drop-path and any other torch randomness
+            # Drop-path and any other torch randomness: reproducible per (seed, epoch, rank).
+            torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + distributed.rank())
             self.model.train()
             start, losses = time.perf_counter(), []
-            with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", self.progress,
+            with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}", self.progress and main,
                               unit="steps") as advance:
                 pending = 0
-                for forward, target in self._train_batches(epoch):
-                    with autocast(self.device, self.autocast_dtype):
-                        loss = self._loss(forward(), target) / cfg.accumulate
-                    self.scaler.scale(loss).backward()
-                    losses.append(loss.item() * cfg.accumulate)
+                for inputs, target in self._train_batches(epoch):
                     pending += 1
-                    if pending == cfg.accumulate:
+                    update = pending == cfg.accumulate
+                    # Gradients are averaged across processes only on the step that updates the weights.
+                    sync = self.loss_module.no_sync() if self.world > 1 and not update else nullcontext()
+                    with sync:
+                        with autocast(self.device, self.autocast_dtype):
+                            loss = self.loss_module(inputs, target) / cfg.accumulate
+                        self.scaler.scale(loss).backward()
+                    losses.append(loss.item() * cfg.accumulate)
+                    if update:
                         self._step()
                         pending = 0
                         advance(1)
@@ -285,7 +344,8 @@ class Trainer:
                     self._step()
                     advance(1)
             self.epoch = epoch + 1
-            val = self.evaluate()
+            losses = [x for part in distributed.all_gather_object(losses) for x in part]
+            val = self.evaluate() if main else None
             record = {"epoch": self.epoch, "train_loss": sum(losses) / max(len(losses), 1),
                       "val_accuracy": val, "lr": self.optimizer.param_groups[0]["lr"],
                       "seconds": round(time.perf_counter() - start, 3)}
@@ -294,9 +354,11 @@ class Trainer:
             improved = self.best is None or metric > self.best
             if improved:
                 self.best = metric
-            self._save(improved)
-            log.info("epoch %d/%d: loss %.4f%s", self.epoch, cfg.epochs, record["train_loss"],
-                     "" if val is None else f", val accuracy {val:.1%}")
+            if main:
+                self._save(improved)
+                log.info("epoch %d/%d: loss %.4f%s", self.epoch, cfg.epochs, record["train_loss"],
+                         "" if val is None else f", val accuracy {val:.1%}")
+            distributed.barrier()  # no rank runs ahead of the saved state
             if on_epoch is not None:
                 on_epoch(record)
         return {"epochs": self.epoch, "best": self.best, "history": self.history, "out": str(self.out)}
@@ -319,9 +381,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     elif state.exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     trainer = Trainer(cfg, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(trainer.cfg, out / "config.yaml")
-    if resume and state.exists():
-        trainer.load_state(state)
-        log.info("resuming %s after epoch %d", out, trainer.epoch)
-    return trainer.fit()
+    try:
+        if distributed.is_main():
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(trainer.cfg, out / "config.yaml")
+        if resume and state.exists():
+            trainer.load_state(state)
+            if distributed.is_main():
+                log.info("resuming %s after epoch %d", out, trainer.epoch)
+        return trainer.fit()
+    finally:
+        distributed.cleanup()
