@@ -1,0 +1,110 @@
+"""The performance report: runs every benchmark in this folder (or those named with --only) and writes their
+Markdown tables, with the machine they ran on, into one file.
+
+    python benchmarks/report.py --out benchmarks/REPORT.md                 # everything, CPU (~20 min on 2 cores)
+    python benchmarks/report.py --only eval_scaling classify
+    python benchmarks/report.py --device cuda --out REPORT-gpu.md          # on a GPU machine: fp16 autocast
+
+Sections: classify vs encoder rate and memory vs clip length and `--help` time (classify_throughput.py),
+PromptCLIP cached epoch vs encoder pass (promptclip_cost.py), AIM parameters (aim_params.py), AIM vs frozen
+CLIP cost and training memory (aim_cost.py), search latency (search_latency.py), and 1 vs 2 process eval
+(measured here with torchrun).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+SCRIPTS = {
+    "classify": ["classify_throughput.py"],
+    "promptclip": ["promptclip_cost.py"],
+    "aim_params": ["aim_params.py"],
+    "aim_cost": ["aim_cost.py"],
+    "search": ["search_latency.py"],
+}
+GPU_FLAGS = {"classify": ["--device", "cuda", "--precision", "fp16", "--skip-memory"],
+             "promptclip": ["--device", "cuda"], "aim_cost": ["--device", "cuda", "--precision", "bf16"],
+             "search": ["--device", "cuda"]}
+
+
+def run_script(name: str, device: str) -> str:
+    cmd = [sys.executable, str(HERE / SCRIPTS[name][0]), *(GPU_FLAGS.get(name, []) if device == "cuda" else [])]
+    start = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    took = time.perf_counter() - start
+    body = out.stdout.strip() if out.returncode == 0 else f"failed (exit {out.returncode}):\n\n    " + \
+        "\n    ".join(out.stderr.strip().splitlines()[-5:])
+    return f"## {name}\n\n`{' '.join(['python', 'benchmarks/' + SCRIPTS[name][0], *cmd[2:]])}` ({took:.0f} s)\n\n{body}\n"
+
+
+def eval_scaling(device: str, videos_per_class: int = 12) -> str:
+    """Wall time of `vidprompt eval` on the same generated dataset with 1 and 2 processes (torchrun)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from media import moving_square, write_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for c, direction in enumerate(("right", "left", "up", "down")):
+            for i in range(videos_per_class):
+                write_video(tmp / "data" / f"class {c}" / f"{i}.mp4", moving_square(direction, n=40, size=224,
+                                                                                   square=64))
+        (tmp / "labels.txt").write_text("".join(f"class {c}\n" for c in range(4)))
+        env = {**os.environ, "VIDPROMPT_CACHE_DIR": str(tmp / "cache"), "HF_HUB_OFFLINE": "1"}
+        common = ["-m", "vidprompt", "eval", "--data", str(tmp / "data"), "--labels-file", str(tmp / "labels.txt"),
+                  "--model", "ViT-B-32", "--pretrained", "none", "--device", device, "-q"]
+        rows = []
+        for procs in (1, 2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            launcher = [sys.executable] if procs == 1 else [
+                sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs),
+                "--master-port", str(port)]
+            threads = max((os.cpu_count() or 1) // procs, 1)
+            start = time.perf_counter()
+            out = subprocess.run([*launcher, *common, "--out", str(tmp / f"out{procs}")], capture_output=True,
+                                 text=True, env={**env, "OMP_NUM_THREADS": str(threads)})
+            took = time.perf_counter() - start
+            status = "" if out.returncode == 0 else f" (exit {out.returncode})"
+            rows.append((procs, took, status))
+    videos = 4 * videos_per_class
+    lines = [f"## eval_scaling\n\n{videos} videos (224x224), ViT-B-32 random weights, device {device}, wall time "
+             "including start-up\n", "| processes | seconds | videos/s | speed-up |", "|---|---|---|---|"]
+    for procs, took, status in rows:
+        lines.append(f"| {procs} | {took:.1f}{status} | {videos / took:.2f} | {rows[0][1] / took:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=[*SCRIPTS, "eval_scaling"], help="run only these sections")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--out", type=Path, help="write the report here (Markdown)")
+    args = parser.parse_args()
+
+    import torch
+
+    card = torch.cuda.get_device_name() if args.device == "cuda" else f"{os.cpu_count()} CPU cores"
+    parts = [f"# vidprompt performance report\n\nMachine: {platform.machine()}, {card}, Python "
+             f"{platform.python_version()}, torch {torch.__version__}.\n"]
+    for name in args.only or [*SCRIPTS, "eval_scaling"]:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        parts.append(eval_scaling(args.device) if name == "eval_scaling" else run_script(name, args.device))
+    report = "\n".join(parts)
+    print(report)
+    if args.out:
+        args.out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
