@@ -77,8 +77,16 @@ def eval_command(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any video could not be decoded."),
     quiet: bool = QuietOpt,
 ) -> None:
-    """Measure top-1/top-5/mean-class accuracy on a labelled dataset (resumable with --out)."""
+    """Measure top-1/top-5/mean-class accuracy on a labelled dataset (resumable with --out).
+
+    Under torchrun (torchrun --nproc-per-node N -m vidprompt eval ...) each process scores its share of
+    the videos; process 0 alone prints, draws the progress bar and writes --out.
+    """
+    from . import distributed
     from .datasets import get_preset, load_dataset
+
+    if not distributed.is_main():  # the other torchrun processes stay quiet unless they fail themselves
+        log.setLevel(logging.ERROR)
     from .labels import check_template, read_labels_file, resolve_labels
 
     if dataset is None and data is None and list_file is None:
@@ -106,55 +114,72 @@ def eval_command(
         if not data_set.samples:
             raise UsageError(f"--classes {classes}: none of these classes has videos in {data_set.name}")
 
-    import torch
+    target = distributed.init_from_env(device)  # joins torchrun's process group; without torchrun: resolves
+    try:
+        import torch
 
-    from .evaluate import EvalRun, report_json
-    from .progress import progress_bar
-    from .runtime import precision_name
+        from .evaluate import EvalRun, report_json
+        from .progress import progress_bar
+        from .runtime import precision_name
 
-    torch.manual_seed(seed)
-    clf = _load(checkpoint, model, pretrained, templates, given, preset_views, device, precision, batch_size,
-                num_workers)
-    _warn_random_weights(clf.model.backbone.pretrained)
-    config = {
-        "dataset": {"preset": dataset, "root": _abs(root), "annotations": _abs(annotations),
-                    "split": split, "subset": subset, "splits_dir": _abs(splits_dir),
-                    "labels_json": _abs(labels_json), "data": _abs(data), "list_file": _abs(list_file),
-                    "classes_file": _abs(classes)},
-        "labels": {"labels": labels, "labels_file": _abs(labels_file), "label_set": label_set},
-        "checkpoint": _abs(checkpoint),
-        "model": clf.model.backbone.name, "pretrained": clf.model.backbone.pretrained,
-        "view": clf.view.to_dict(), "device": str(clf.device), "precision": precision_name(clf.autocast_dtype),
-        "batch_size": batch_size, "num_workers": num_workers, "seed": seed,
-    }
-    run = EvalRun(clf, data_set, out, config)
-    pending = len(run.pending)
-    if run.resumed:
-        log.info("resuming: %d of %d videos already in %s, %d to go", run.resumed, len(run.paths),
-                 run.predictions_path, pending)
-    with progress_bar(pending, "evaluating", enabled=not quiet and pending > 0) as advance:
-        run.run(progress=advance)
-    report = run.report()
-    if out is not None:
-        run.write_outputs(report)
+        torch.manual_seed(seed)
+        clf = _load(checkpoint, model, pretrained, templates, given, preset_views, target, precision,
+                    batch_size, num_workers)
+        _warn_random_weights(clf.model.backbone.pretrained)
+        config = {
+            "dataset": {"preset": dataset, "root": _abs(root), "annotations": _abs(annotations),
+                        "split": split, "subset": subset, "splits_dir": _abs(splits_dir),
+                        "labels_json": _abs(labels_json), "data": _abs(data), "list_file": _abs(list_file),
+                        "classes_file": _abs(classes)},
+            "labels": {"labels": labels, "labels_file": _abs(labels_file), "label_set": label_set},
+            "checkpoint": _abs(checkpoint),
+            "model": clf.model.backbone.name, "pretrained": clf.model.backbone.pretrained,
+            "view": clf.view.to_dict(),
+            # under torchrun each process has its own cuda:LOCAL_RANK; the kind is what the run shares
+            "device": clf.device.type if distributed.launched() else str(clf.device),
+            "precision": precision_name(clf.autocast_dtype),
+            "batch_size": batch_size, "num_workers": num_workers, "seed": seed,
+        }
+        run = EvalRun(clf, data_set, out, config)
+        pending = len(run.pending)
+        if run.resumed:
+            log.info("resuming: %d of %d videos already in %s, %d to go", run.resumed, len(run.paths),
+                     run.predictions_path, pending)
+        if distributed.is_distributed() and pending:
+            log.info("%d processes (torchrun), each scoring about %d of the %d videos to go",
+                     distributed.world_size(), -(-pending // distributed.world_size()), pending)
+        show = not quiet and pending > 0 and distributed.is_main()
+        with progress_bar(pending, "evaluating", enabled=show) as advance:
+            run.run(progress=advance)
+        report = run.report()
+        if not distributed.is_main():
+            return  # process 0 writes, prints and sets the exit status
+        if out is not None:
+            run.write_outputs(report)
 
-    counts = report["counts"]
-    for entry in report["failed"][:5]:
-        log.error("%s: %s", entry["video"], entry["error"])
-    if json_out:
-        sys.stdout.write(report_json(report))
-    else:
-        render_summary(report)
-    if out is not None:
-        log.info("report written to %s", out)
-    if counts["evaluated"] == 0:
-        raise VidpromptError(f"none of the {counts['videos']} videos could be decoded")
-    if counts["failed"]:
-        where = f" (listed in {out / 'report.json'})" if out is not None else ""
-        log.warning("warning: %d of %d videos could not be decoded and were skipped%s",
-                    counts["failed"], counts["videos"], where)
-        if strict:
-            raise typer.Exit(1)
+        counts = report["counts"]
+        for entry in report["failed"][:5]:
+            log.error("%s: %s", entry["video"], entry["error"])
+        if json_out:
+            sys.stdout.write(report_json(report))
+        else:
+            render_summary(report)
+        if out is not None:
+            log.info("report written to %s", out)
+        if counts["evaluated"] == 0:
+            raise VidpromptError(f"none of the {counts['videos']} videos could be decoded")
+        if counts["failed"]:
+            where = f" (listed in {out / 'report.json'})" if out is not None else ""
+            log.warning("warning: %d of %d videos could not be decoded and were skipped%s",
+                        counts["failed"], counts["videos"], where)
+            if strict:
+                raise typer.Exit(1)
+    except VidpromptError as exc:
+        if getattr(exc, "reported_on_main", False) and not distributed.is_main():
+            raise typer.Exit(exc.exit_code) from None  # process 0 prints this error
+        raise
+    finally:
+        distributed.cleanup()
 
 
 def _check_view(preset_views, given: dict) -> None:

@@ -13,6 +13,13 @@ Two layers:
   a partly written last line is dropped and redone. The report is always computed from the records, in
   dataset order, so a resumed run reports exactly what an uninterrupted one would.
 
+Under ``torchrun`` (once :func:`vidprompt.distributed.init_from_env` has joined the process group) the same
+:class:`EvalRun` splits the work: the ranks check that they evaluate the same thing, rank 0 alone opens the
+output folder (resume included) and shares what is already done, each rank scores every ``world_size``-th
+pending video, and after every batch the new records are gathered to all ranks; rank 0 appends them to
+``predictions.jsonl``. Every rank ends with every record, so the report is the single-process one, and a
+run may be resumed with any number of processes.
+
 A prediction record (one JSON line)::
 
     {"index": 3, "video": "/abs/path.mp4", "truth": "surfing", "truth_index": 7,
@@ -35,6 +42,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from . import distributed
 from ._version import __version__
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text
@@ -291,7 +299,9 @@ class EvalRun:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.records: dict[int, dict] = {}
         self.resumed = 0
-        if self.out_dir is not None:
+        if distributed.is_distributed():
+            self._open_distributed()
+        elif self.out_dir is not None:
             self._open_out_dir()
 
     # --- output folder ------------------------------------------------------------------------------------
@@ -314,6 +324,38 @@ class EvalRun:
                                          "identity": self.identity, "config": self.config})
         if pred_path.is_file():
             self._load_records(pred_path)
+
+    def _open_distributed(self) -> None:
+        """All ranks: agree on what is evaluated; rank 0 opens the output folder and shares its records."""
+        key = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
+        keys = distributed.all_gather_object(key)
+        differ = [r for r, k in enumerate(keys) if k != keys[0]]
+        if differ:  # every rank raises this
+            raise UsageError(f"rank(s) {', '.join(map(str, differ))} would evaluate something else than rank 0 "
+                             "(model, views, precision, classes or video list differ); every process must load "
+                             "the same model and dataset")
+        outcome: tuple[str, Any] | None = None
+        if distributed.is_main():
+            try:
+                if self.out_dir is not None:
+                    self._open_out_dir()
+                outcome = ("ok", list(self.records.values()))
+            except Exception as exc:  # the other ranks wait for the outcome: tell them, then raise
+                shared = exc if isinstance(exc, VidpromptError) else VidpromptError(f"{type(exc).__name__}: {exc}")
+                distributed.broadcast_object(("error", shared))
+                distributed.barrier()  # the broadcast has landed everywhere before anyone leaves the group
+                raise
+        outcome = distributed.broadcast_object(outcome)
+        if distributed.is_main():
+            return
+        state, value = outcome
+        if state == "error":
+            distributed.barrier()
+            value.reported_on_main = True  # rank 0 prints it; the CLI keeps the other ranks quiet
+            raise value
+        for record in value:
+            self.records[record["index"]] = record
+        self.resumed = len(self.records)
 
     def _check_recorded_run(self, run_path: Path) -> None:
         try:
@@ -352,7 +394,11 @@ class EvalRun:
 
     def run(self, progress: Callable[[int], None] | None = None) -> None:
         """Score the pending videos; with an output folder each batch's records are appended and flushed
-        before ``progress(n)`` is called, so what the bar shows as done is on disk."""
+        before ``progress(n)`` is called, so what the bar shows as done is on disk.
+
+        Under torchrun every rank must call it; ``progress(n)`` then counts the videos of all ranks."""
+        if distributed.is_distributed():
+            return self._run_distributed(progress)
         pending = self.pending
         if not pending:
             return
@@ -376,15 +422,78 @@ class EvalRun:
             paths = [self.paths[i] for i in pending]
             for position, _, probs, error in self.classifier.predict(paths, self.classes, progress=batch_done):
                 index = pending[position]
-                if probs is None:
-                    record = failure_record(index, self.paths[index], self.truth[index], error or "failed",
-                                            self.classes)
-                else:
-                    record = prediction_record(index, self.paths[index], self.truth[index], probs, self.classes)
+                record = self._record(index, probs, error)
                 self.records[index] = record
                 buffer.append(json.dumps(record, ensure_ascii=False) + "\n")
         finally:
             flush()  # whole records only: an interrupted batch keeps the videos it finished
+            if handle is not None:
+                handle.close()
+
+    def _record(self, index: int, probs, error: str | None) -> dict:
+        if probs is None:
+            return failure_record(index, self.paths[index], self.truth[index], error or "failed", self.classes)
+        return prediction_record(index, self.paths[index], self.truth[index], probs, self.classes)
+
+    def _run_distributed(self, progress: Callable[[int], None] | None) -> None:
+        """Rank r scores ``pending[r::world_size]``. After each of its batches a rank joins one gather of
+        the new records (a rank that is through joins with nothing, until all are through), so every rank
+        makes the same number of collective calls; rank 0 appends what each gather brings and flushes."""
+        pending = self.pending  # the same on every rank: the records were shared when the run was opened
+        if not pending:
+            return
+        me, world = distributed.rank(), distributed.world_size()
+        shard = pending[me::world]
+        handle = None
+        if distributed.is_main() and self.predictions_path is not None:
+            handle = self.predictions_path.open("a", encoding="utf-8", newline="\n")
+        buffer: list[dict] = []
+
+        def exchange(state: str, message: str = "") -> bool:
+            """One gather step; True once every rank is through. Raises when another rank failed."""
+            try:
+                parts = distributed.all_gather_object((state, message, list(buffer)))
+            except Exception as exc:
+                raise _PeerFailed(f"lost contact with the other processes ({type(exc).__name__}: {exc}); "
+                                  "the videos finished so far are kept, rerun to resume") from exc
+            buffer.clear()
+            new = [record for _, _, records in parts for record in records]
+            for record in new:
+                self.records[record["index"]] = record
+            if handle is not None and new:
+                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new))
+                handle.flush()
+            if progress is not None and new:
+                progress(len(new))
+            failed = [(r, m) for r, (s, m, _) in enumerate(parts) if s == "failed" and r != me]
+            if failed:
+                r, m = failed[0]
+                raise _PeerFailed(f"process {r} of {world} failed ({m}); the videos finished so far are kept, "
+                                  "rerun to resume")
+            return all(s == "done" for s, _, _ in parts)
+
+        try:
+            try:
+                if shard:
+                    paths = [self.paths[i] for i in shard]
+                    batches = self.classifier.predict(paths, self.classes, progress=lambda n: exchange("running"))
+                    for position, _, probs, error in batches:
+                        index = shard[position]
+                        buffer.append(self._record(index, probs, error))
+            except _PeerFailed:
+                raise
+            except Exception as exc:  # tell the others (and hand over what this batch finished), then raise
+                try:
+                    exchange("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+                except _PeerFailed:
+                    pass
+                raise
+            while not exchange("done"):
+                pass
+        except _PeerFailed as exc:
+            exc.reported_on_main = not distributed.is_main()
+            raise
+        finally:
             if handle is not None:
                 handle.close()
 
@@ -421,16 +530,23 @@ class EvalRun:
     def write_outputs(self, report: dict) -> list[Path]:
         """``report.json``, ``per_class.csv``, ``top_confusions.csv`` and, for up to
         :data:`MAX_MATRIX_PLOT_CLASSES` classes, ``confusion_matrix.png`` (skipped with a warning when
-        matplotlib is not installed). Returns the files written."""
+        matplotlib is not installed). Returns the files written: none on the ranks other than 0 under
+        torchrun."""
         if self.out_dir is None:
             raise UsageError("no output folder to write the report to")
+        if not distributed.is_main():
+            return []
         return write_report_files(self.out_dir, report, self.ordered_records())
+
+
+class _PeerFailed(VidpromptError):
+    """Another process of a torchrun evaluation failed (or vanished)."""
 
 
 def evaluate(classifier: VideoClassifier, dataset: VideoDataset, out_dir: str | Path | None = None,
              config: Mapping[str, Any] | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Evaluate (resuming whatever ``out_dir`` already holds), write the report files there, return the
-    report."""
+    report. Under torchrun every rank gets the report; rank 0 alone writes the files."""
     run = EvalRun(classifier, dataset, out_dir, config)
     run.run(progress)
     report = run.report()

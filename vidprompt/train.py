@@ -391,4 +391,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
                 log.info("resuming %s after epoch %d", out, trainer.epoch)
         return trainer.fit()
     finally:
+        distributed.barrier()  # let every rank finish its last collective before the group goes away
         distributed.cleanup()
