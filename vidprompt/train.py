@@ -389,7 +389,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
             trainer.load_state(state)
             if distributed.is_main():
                 log.info("resuming %s after epoch %d", out, trainer.epoch)
-        return trainer.fit()
-    finally:
-        distributed.barrier()  # let every rank finish its last collective before the group goes away
+        summary = trainer.fit()
+        distributed.barrier()  # every rank finishes its last collective before the group goes away
+        return summary
+    finally:  # on failure no barrier: the failing rank exits and torchrun stops the others
         distributed.cleanup()
