@@ -83,3 +83,28 @@ def test_two_processes_train_what_one_process_trains(clips, tmp_path, method):
     print(f"max |2 procs - 1 proc| = {diff:.2e}; max |trained - initial| = {moved:.2e}")
     assert diff < 0.05 * moved and diff < 2e-4
     assert sorted(p.name for p in double.iterdir()) == sorted(p.name for p in single.iterdir())
+
+
+@pytest.mark.slow
+def test_a_killed_single_process_run_resumes_under_torchrun(clips, tmp_path):
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = train_args(clips, out, 4)
+    args[args.index("--epochs") + 1] = "30"
+    env = {**os.environ, "VIDPROMPT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vidprompt", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (out / "state.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    done_before = len((out / "metrics.jsonl").read_text().splitlines())
+    assert done_before < 30
+    run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+         "-m", "vidprompt", "train-prompts", "--resume", str(out), "-q"], tmp_path)
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == list(range(1, 31))
