@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from media import panning_texture, write_video  # noqa: E402
 from vidprompt.backbone import build_backbone  # noqa: E402
 from vidprompt.classifier import VideoClassifier  # noqa: E402
 from vidprompt.methods.zeroshot import ZeroShotCLIP  # noqa: E402
-from vidprompt.runtime import autocast, resolve_device, resolve_precision  # noqa: E402
+from vidprompt.runtime import autocast, resolve_device  # noqa: E402
 from vidprompt.video import ViewConfig  # noqa: E402
 
 LABELS = ["surfing", "cooking", "playing guitar", "riding a bike", "dancing"]

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from vidprompt.methods.promptclip import PromptCLIP, PromptedTextEncoder, TemporalTransformer
+from vidprompt.methods.promptclip import PromptCLIP, PromptedTextEncoder
 from vidprompt.methods.zeroshot import ZeroShotCLIP
 
 PREFIX = "a video of a person"
