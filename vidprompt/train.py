@@ -29,6 +29,7 @@ from .fileio import atomic_write, atomic_write_text
 from .methods import build_method
 from .methods.base import VideoTextModel
 from .runtime import autocast, resolve_precision
+from .transforms import FramePreprocessor
 from .video import ViewConfig
 
 log = logging.getLogger(__name__)
@@ -99,21 +100,21 @@ class _LossModule(torch.nn.Module):
     """One training step's loss as a module, so DistributedDataParallel can wrap it: video embeddings
     (from cached frame features, or frames through the backbone) against the class names' embeddings."""
 
-    def __init__(self, model: VideoTextModel, classes: list[str]):
+    def __init__(self, model: VideoTextModel, classes: list[str], preprocessor: FramePreprocessor):
         super().__init__()
-        from .transforms import FramePreprocessor
-
         self.model = model
         self.classes = list(classes)
-        self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=1)
+        self.preprocessor = preprocessor
+
+    def videos(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Cached frame features ``[B, T, D]`` or uint8 frames ``[B, T, 3, h, w]`` -> video embeddings."""
+        if self.model.frame_features_cacheable:
+            return self.model.aggregate(inputs)
+        return self.model.encode_video(self.preprocessor.normalize(inputs))
 
     def forward(self, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.model.frame_features_cacheable:
-            video = self.model.aggregate(inputs)
-        else:
-            video = self.model.encode_video(self.preprocessor.normalize(inputs))
         text = self.model.encode_labels(self.classes)
-        return F.cross_entropy(self.model.logits(video, text).float(), target)
+        return F.cross_entropy(self.model.logits(self.videos(inputs), text).float(), target)
 
 
 class Trainer:
@@ -135,13 +136,15 @@ class Trainer:
         backbone = build_backbone(cfg.model, cfg.pretrained)
         torch.manual_seed(cfg.seed)  # the initial prompts / temporal weights / adapters
         self.model = build_method(cfg.method, backbone, **self._method_hparams()).to(self.device)
-        self.loss_module = _LossModule(self.model, self.data.classes)
+        self.preprocessor = FramePreprocessor(backbone.preprocess_cfg, crops=1)
+        self.step_module = _LossModule(self.model, self.data.classes, self.preprocessor)
+        self.loss_module = self.step_module
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
             # Gradients of the trained tensors are averaged over ranks; the frozen CLIP is not touched.
             self.loss_module = DistributedDataParallel(
-                self.loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 broadcast_buffers=False)
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, cfg.weight_decay), lr=cfg.lr)
         self.global_batch = cfg.batch_size * self.world * cfg.accumulate
@@ -263,7 +266,7 @@ class Trainer:
 
         paths = [self.data.train_paths[i] for i in order]
         labels = [self.data.train_labels[i] for i in order]
-        dataset = VideoViews(paths, self.view, self._preprocessor(), seed=cfg.seed, draw=epoch)
+        dataset = VideoViews(paths, self.view, self.preprocessor, seed=cfg.seed, draw=epoch)
         for batch in iterate_views(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             if not good:
@@ -271,12 +274,23 @@ class Trainer:
             frames = torch.stack([item.frames[0] for item in good]).to(self.device, non_blocking=True)
             yield frames, torch.tensor([labels[item.index] for item in good], device=self.device)
 
-    def _preprocessor(self):
-        from .transforms import FramePreprocessor
+    def _val_batches(self):
+        """Yield ``(inputs, labels)`` for the validation videos with test-time sampling."""
+        if self._features is not None:
+            table = self._features["val"]
+            paths, labels = self._usable(self.data.val_paths, self.data.val_labels, table)
+            for start in range(0, len(paths), 256):
+                feats = torch.stack([table[p] for p in paths[start:start + 256]])
+                yield feats.to(self.device).float(), torch.tensor(labels[start:start + 256])
+            return
+        from .loader import VideoViews, iterate_views
 
-        if not hasattr(self, "_pre"):
-            self._pre = FramePreprocessor(self.model.backbone.preprocess_cfg, crops=1)
-        return self._pre
+        dataset = VideoViews(self.data.val_paths, self.view, self.preprocessor)
+        for batch in iterate_views(dataset, self.cfg.batch_size, self.cfg.num_workers):
+            good = [item for item in batch if item.frames is not None]
+            if good:
+                frames = torch.stack([item.frames[0] for item in good]).to(self.device)
+                yield frames, torch.tensor([self.data.val_labels[item.index] for item in good])
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -284,31 +298,13 @@ class Trainer:
         if not self.data.val_paths:
             return None
         self.model.eval()
+        correct = total = 0
         with autocast(self.device, self.autocast_dtype):
             text = self.model.encode_labels(self.data.classes).float()
-            correct = total = 0
-            if self._features is not None:
-                table = self._features["val"]
-                paths, labels = self._usable(self.data.val_paths, self.data.val_labels, table)
-                for start in range(0, len(paths), 256):
-                    feats = torch.stack([table[p] for p in paths[start:start + 256]]).to(self.device).float()
-                    pred = self.model.logits(self.model.aggregate(feats), text).argmax(-1).cpu()
-                    correct += int((pred == torch.tensor(labels[start:start + 256])).sum())
-                    total += len(feats)
-            else:
-                from .loader import VideoViews, iterate_views
-
-                dataset = VideoViews(self.data.val_paths, self.view, self._preprocessor())
-                for batch in iterate_views(dataset, self.cfg.batch_size, self.cfg.num_workers):
-                    good = [item for item in batch if item.frames is not None]
-                    if not good:
-                        continue
-                    frames = torch.stack([item.frames[0] for item in good]).to(self.device)
-                    emb = self.model.encode_video(self._preprocessor().normalize(frames))
-                    pred = self.model.logits(emb, text).argmax(-1).cpu()
-                    truth = torch.tensor([self.data.val_labels[item.index] for item in good])
-                    correct += int((pred == truth).sum())
-                    total += len(good)
+            for inputs, truth in self._val_batches():
+                pred = self.model.logits(self.step_module.videos(inputs), text).argmax(-1).cpu()
+                correct += int((pred == truth).sum())
+                total += len(truth)
         return correct / total if total else None
 
     def fit(self, on_epoch: Callable[[dict], None] | None = None) -> dict:
