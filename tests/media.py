@@ -79,3 +79,16 @@ def panning_texture(n: int, h: int = 240, w: int = 320, seed: int = 0) -> np.nda
     """Random texture panning sideways: codec work like real footage (benchmarks)."""
     base = np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
     return np.stack([np.roll(base, 3 * i, axis=1) for i in range(n)])
+
+
+def motion_class_folders(root: Path, per_class: int, n: int, directions=("left", "right", "down"),
+                         corrupt: bool = True) -> Path:
+    """A folder-per-class dataset ``root/moving <direction>/<direction><i>.mp4`` (clip ``i`` drawn with seed
+    ``i``), plus one file in the first class that is not a video."""
+    for direction in directions:
+        for i in range(per_class):
+            write_video(root / f"moving {direction}" / f"{direction}{i}.mp4",
+                        moving_square(direction, n=n, rng=np.random.default_rng(i)))
+    if corrupt:
+        (root / f"moving {directions[0]}" / "corrupt.mp4").write_text("not a video\n")
+    return root

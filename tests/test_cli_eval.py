@@ -37,16 +37,9 @@ def vidprompt(*args, env, timeout=180):
 @pytest.fixture(scope="module")
 def motion_dataset(tmp_path_factory):
     """3 classes x 6 clips of a square moving left/right/down, plus one file that is not a video."""
-    import numpy as np
-    from media import moving_square, write_video
+    from media import motion_class_folders
 
-    root = tmp_path_factory.mktemp("motion")
-    for direction in ("left", "right", "down"):
-        for i in range(6):
-            write_video(root / f"moving {direction}" / f"{direction}{i}.mp4",
-                        moving_square(direction, n=24, rng=np.random.default_rng(i)))
-    (root / "moving left" / "corrupt.mp4").write_text("not a video\n")
-    return root
+    return motion_class_folders(tmp_path_factory.mktemp("motion"), per_class=6, n=24)
 
 
 def lines(path: Path) -> list[str]:

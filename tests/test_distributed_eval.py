@@ -33,15 +33,9 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    import numpy as np
-    from media import moving_square, write_video
+    from media import motion_class_folders
 
-    root = tmp_path_factory.mktemp("motion")
-    for direction in ("left", "right", "down"):
-        for i in range(4):
-            write_video(root / f"moving {direction}" / f"{direction}{i}.mp4",
-                        moving_square(direction, n=16, rng=np.random.default_rng(i)))
-    (root / "moving left" / "corrupt.mp4").write_text("not a video\n")
+    root = motion_class_folders(tmp_path_factory.mktemp("motion"), per_class=4, n=16)
     labels = tmp_path_factory.mktemp("labels") / "labels.txt"
     labels.write_text("moving down\nmoving left\nmoving right\n")
     return root, labels
