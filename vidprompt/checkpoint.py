@@ -18,7 +18,7 @@ import torch
 from ._version import __version__
 from .backbone import Backbone, build_backbone
 from .errors import UsageError, VidpromptError
-from .fileio import atomic_write
+from .fileio import atomic_write, atomic_write_json, cache_dir
 from .methods import build_method
 from .methods.base import VideoTextModel
 from .video import ViewConfig
@@ -132,12 +132,8 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
     if info.model_config is not None:
         source = model if model is not None and Path(model).is_file() else None
         if source is None:  # rebuild the config JSON the checkpoint carries, under its own name
-            from .fileio import cache_dir
-
             config_path = cache_dir() / "model_configs" / f"{info.model}.json"
             if not config_path.is_file() or json.loads(config_path.read_text()) != info.model_config:
-                from .fileio import atomic_write_json
-
                 atomic_write_json(config_path, info.model_config)
             source = str(config_path)
         return build_backbone(source, weights)
