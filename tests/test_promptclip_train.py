@@ -135,6 +135,56 @@ def test_interrupted_training_resumes_to_identical_tensors(motion, tmp_path, cac
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cache_dir, monkeypatch):
+    """Each epoch writes several files (checkpoints, metrics, state). Killed right after any one of them and
+    resumed, the run ends with the files of an uninterrupted run: best.safetensors included."""
+    import vidprompt.train as train_module
+
+    def config(out):
+        return motion_config(motion, tmp_path / out, epochs=3, batch_size=8)
+
+    class Killed(Exception):
+        pass
+
+    writers = ("save_checkpoint", "atomic_write", "atomic_write_text")
+    real = {name: getattr(train_module, name) for name in writers}
+    written = []
+
+    def counting(name, kill_at):
+        def write(path, *args, **kwargs):
+            result = real[name](path, *args, **kwargs)
+            written.append(path)
+            if len(written) == kill_at:
+                raise Killed
+            return result
+        return write
+
+    def run_killed_after(kill_at, out):
+        written.clear()
+        for name in writers:
+            monkeypatch.setattr(train_module, name, counting(name, kill_at))
+        try:
+            train(config(out), progress=False)
+        finally:
+            for name in writers:
+                monkeypatch.setattr(train_module, name, real[name])
+
+    run_killed_after(0, "straight")
+    total = len(written)
+    assert total >= 9  # at least last, metrics and state for each of 3 epochs
+    for kill_at in range(1, total):
+        out = f"killed_{kill_at}"
+        with pytest.raises(Killed):
+            run_killed_after(kill_at, out)
+        train(load_config(None, None, out=str(tmp_path / out)), resume=True, progress=False)
+        for name in ("best.safetensors", "last.safetensors"):
+            meta_a, a = read_checkpoint(tmp_path / "straight" / name)
+            meta_b, b = read_checkpoint(tmp_path / out / name)
+            assert meta_a.extra == meta_b.extra, (kill_at, name)
+            assert all(torch.equal(a[k], b[k]) for k in a), (kill_at, name)
+        assert (tmp_path / out / "metrics.jsonl").read_text().count("\n") == 3
+
+
 def test_feature_cache_is_reused_across_runs(motion, tmp_path, cache_dir):
     first = Trainer(motion_config(motion, tmp_path / "a", epochs=1), progress=False)
     first.fit()

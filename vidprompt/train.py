@@ -194,12 +194,14 @@ class Trainer:
 
     def _save(self, improved: bool) -> None:
         extra = {"epoch": self.epoch, "val_accuracy": self.history[-1].get("val_accuracy")}
-        # The state goes first: a kill between the files leaves a state that still resumes correctly.
-        atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
+        # The state is the commit point and goes last. Killed before it, a resume replays this epoch exactly and
+        # rewrites the same files; written first, a kill could leave a state that counts a best.safetensors
+        # that was never written.
         save_checkpoint(self.out / "last.safetensors", self.model, self.view, self.data.classes, extra)
         if improved:
             save_checkpoint(self.out / "best.safetensors", self.model, self.view, self.data.classes, extra)
         atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in self.history))
+        atomic_write(self.out / STATE_FILE, lambda tmp: torch.save(self.state_dict(), tmp))
 
     # --- data -----------------------------------------------------------------------------------------------
     def _cached_features(self) -> dict:
