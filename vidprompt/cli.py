@@ -68,7 +68,7 @@ DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mp
 PrecisionOpt = typer.Option("auto", "--precision", help="auto (fp16 on GPU, fp32 on CPU), fp32, fp16 or bf16.")
 BatchOpt = typer.Option(4, "--batch-size", "-b", help="Videos per forward pass.")
 WorkersOpt = typer.Option(None, "--num-workers", "-j",
-                          help="Decoding worker processes (default: min(4, CPUs); 0 decodes in-process).")
+                          help="Decoding worker processes (default: min(8, CPUs); 0 decodes in-process).")
 SeedOpt = typer.Option(0, "--seed", help="Seed for every random choice.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 

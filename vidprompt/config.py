@@ -68,7 +68,7 @@ class TrainConfig:
     seed: int = _opt(0, "seed for every random choice")
     device: str = _opt("auto", "auto, cpu, cuda, mps")
     precision: str = _opt("auto", "auto (fp16 autocast on GPU), fp32, fp16, bf16")
-    num_workers: int | None = _opt(None, "decoding workers (default min(4, CPUs))")
+    num_workers: int | None = _opt(None, "decoding workers (default min(8, CPUs))")
     out: str = _opt("runs/vidprompt", "run folder: checkpoints, metrics, resolved config")
 
     def resolved(self) -> "TrainConfig":

@@ -58,26 +58,36 @@ class VideoViews(Dataset):
         return VideoItem(index, path, views.flatten(0, 1).contiguous())
 
 
-def _collate(items: list[VideoItem]) -> list[VideoItem]:
-    return items
+def _unchanged(item: VideoItem) -> VideoItem:
+    return item  # not torch's default_convert: items are already tensors, and some are errors
 
 
 def default_num_workers() -> int:
-    return min(4, os.cpu_count() or 1)
+    """One decoding worker per core, up to 8: decoding, not the model, limits throughput on a GPU."""
+    return min(8, os.cpu_count() or 1)
 
 
-def iterate_views(dataset: VideoViews, batch_size: int, num_workers: int | None = None,
+def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = None,
                   pin_memory: bool = False) -> Iterator[list[VideoItem]]:
-    """Batches of :class:`VideoItem` in input order."""
+    """Batches of :class:`VideoItem` in input order.
+
+    Workers decode one video each and the batches are assembled here. With whole batches per worker, a
+    batch of 16 videos waited on one worker decoding all 16 in turn while the GPU and the other workers
+    sat idle.
+    """
     workers = default_num_workers() if num_workers is None else num_workers
     workers = min(workers, len(dataset))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_collate, pin_memory=False,
-                        prefetch_factor=2 if workers > 0 else None,
-                        persistent_workers=False)
-    for batch in loader:
-        if pin_memory:
-            for item in batch:
-                if item.frames is not None:
-                    item.frames = item.frames.pin_memory()
+    # Enough videos in flight to keep two batches ahead of the model.
+    prefetch = max(2, -(-2 * batch_size // workers)) if workers > 0 else None
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                        collate_fn=_unchanged, prefetch_factor=prefetch, persistent_workers=False)
+    batch: list[VideoItem] = []
+    for item in loader:
+        if pin_memory and item.frames is not None:
+            item.frames = item.frames.pin_memory()
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
         yield batch
