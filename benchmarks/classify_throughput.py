@@ -28,7 +28,7 @@ from vidprompt.backbone import build_backbone  # noqa: E402
 from vidprompt.classifier import VideoClassifier  # noqa: E402
 from vidprompt.methods.zeroshot import ZeroShotCLIP  # noqa: E402
 from vidprompt.runtime import autocast, resolve_device  # noqa: E402
-from vidprompt.video import ViewConfig  # noqa: E402
+from vidprompt.video import ViewConfig, load_clip_frames  # noqa: E402
 
 LABELS = ["surfing", "cooking", "playing guitar", "riding a bike", "dancing"]
 
@@ -74,6 +74,17 @@ def peak_memory_mb(video: Path, model: str) -> float:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def decode_time(path: str, frames: int, repeats: int = 5) -> float:
+    """Seconds of one core to decode and sample one clip (decord, one thread, as a decoding worker does)."""
+    load_clip_frames(path, ViewConfig(frames=frames), None)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        load_clip_frames(path, ViewConfig(frames=frames), None)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def help_start_time(repeats: int = 5) -> float:
@@ -123,6 +134,10 @@ def main() -> None:
             figures["rows"].append({"model": model, "encoder_videos_per_s": enc, "classify_videos_per_s": e2e,
                                     "ratio": e2e / enc})
             print(f"| {model} | {enc:.2f} | {e2e:.2f} | {e2e / enc:.2f} |", flush=True)
+
+        decode = decode_time(paths[0], args.frames)
+        figures["decode_seconds_per_clip"] = decode
+        print(f"\ndecoding one clip ({args.frames} frames, decord, 1 thread): {decode * 1000:.0f} ms")
 
         if not args.skip_memory:
             short = make_clip(tmp / "short.mp4", 10, h=120, w=160)
