@@ -188,12 +188,12 @@ def test_killed_build_resumes_to_the_same_index(tmp_path, library, clf, monkeypa
     assert_same_index(tmp_path / "straight", tmp_path / "killed")
 
     # Killed while swapping the new files in: the next open finishes the commit from the journal.
-    real = vpindex._finish_commit
-    monkeypatch.setattr(vpindex, "_finish_commit", lambda root: (_ for _ in ()).throw(Killed()))
+    real = vpindex._replay_journal
+    monkeypatch.setattr(vpindex, "_replay_journal", lambda root: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         build_index(tmp_path / "swap", library, clf, **options)
     assert (tmp_path / "swap" / "commit.json").is_file()
-    monkeypatch.setattr(vpindex, "_finish_commit", real)
+    monkeypatch.setattr(vpindex, "_replay_journal", real)
     assert_same_index(tmp_path / "straight", tmp_path / "swap")
 
 
@@ -206,6 +206,38 @@ def assert_same_index(a, b):
     meta = [{k: v for k, v in m.items() if k != "updated"} for m in (x.meta, y.meta)]
     assert meta[0] == meta[1]
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
+
+
+def test_one_build_at_a_time_and_readers_wait_for_a_swap(library, clf, tmp_path):
+    import threading
+    import time
+
+    from vidprompt.errors import VidpromptError
+    from vidprompt.locks import FileLock, fcntl
+
+    if fcntl is None:
+        pytest.skip("no flock on this platform")
+    root = tmp_path / "idx"
+    root.mkdir()
+    other_build = FileLock(root / vpindex.BUILD_LOCK)
+    assert other_build.acquire(blocking=False)
+    with pytest.raises(VidpromptError, match=rf"being updated by another `vidprompt index` \(process {os.getpid()}\)"):
+        build_index(root, library[:2], clf)
+    other_build.release()
+    build_index(root, library[:2], clf)
+    assert FileLock(root / vpindex.BUILD_LOCK).acquire(blocking=False), "a finished build keeps no lock"
+
+    # A reader opening the index while a build swaps files in waits for the swap to end.
+    swap = FileLock(root / vpindex.COMMIT_LOCK)
+    swap.acquire()
+    opened = []
+    reader = threading.Thread(target=lambda: opened.append(len(VideoIndex(root))))
+    reader.start()
+    time.sleep(0.3)
+    assert opened == []
+    swap.release()
+    reader.join(10)
+    assert opened == [2]
 
 
 def test_another_model_or_other_views_are_refused(built, clf, tmp_path, tiny_backbone):
@@ -264,6 +296,14 @@ def test_cli_index_search_and_refusals(tmp_path, library, env):
     code, _, stderr = cli("search", out, "a dog", "--model", other, "--pretrained", "none")
     assert code == 2 and "the index was built with zeroshot on vp-tiny (none)" in stderr
     assert len(stderr.strip().splitlines()) == 2  # the random-weights warning and the one-line error
+    from vidprompt.locks import FileLock
+
+    busy = FileLock(out / ".build.lock")
+    if busy.acquire(blocking=False):  # as if another `vidprompt index` were updating it
+        code, _, stderr = cli("index", "--out", out, "-q")
+        busy.release()
+        assert code == 1 and "Traceback" not in stderr
+        assert "is being updated by another `vidprompt index`" in stderr.strip().splitlines()[-1]
     code, _, stderr = cli("index", tmp_path / "missing_folder", "--out", out)
     assert code == 2 and "input not found" in stderr
     code, _, stderr = cli("search", tmp_path / "nothing_here", "a dog")

@@ -21,7 +21,9 @@ A build embeds only videos that are new or whose size or mtime changed, and drop
 among the inputs. Work goes to ``pending/`` one atomic chunk file per few batches; a killed build resumes
 from its chunks. At the end the new arrays and manifest are written beside the old ones and swapped in by
 a small journal (``commit.json``) that a later open finishes if the swap itself was interrupted, so the
-folder is always one consistent index.
+folder is always one consistent index. Two builds of one folder at once are refused (``.build.lock``), and a
+search opening the index waits out a swap in progress (``.commit.lock``); both are ``flock`` locks, which
+the kernel drops when a process dies.
 
 Search scores are cosines between the normalised query and the stored embeddings: text through the same
 text side as classification (templates or learned prompts), or a query video embedded like the library.
@@ -36,6 +38,7 @@ import os
 import shutil
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -46,6 +49,7 @@ import torch
 from ._version import __version__
 from .errors import UsageError, VidpromptError, VideoError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .locks import FileLock
 from .loader import VideoViews, iterate_views
 from .localize import SlidingWindows, check_window, probe_video
 from .video import ViewConfig
@@ -61,6 +65,8 @@ WINDOWS = "windows.npy"
 WINDOW_TIMES = "window_times.npy"
 PENDING = "pending"
 JOURNAL = "commit.json"
+BUILD_LOCK = ".build.lock"  # held by a build from planning to commit: one writer at a time
+COMMIT_LOCK = ".commit.lock"  # exclusive while files are swapped in, shared while a reader opens them
 DTYPE = np.float16
 # Fields of the model record that decide the video embeddings; templates only change the text side.
 VIDEO_SIDE = ("method", "backbone", "hparams", "trained_tensors")
@@ -136,8 +142,16 @@ def _build_identity(record: dict, view: ViewConfig, windows: dict | None) -> dic
 
 def _finish_commit(root: Path) -> None:
     """Replay an interrupted commit: rename what is still to be renamed, delete what is to be deleted."""
+    if not (root / JOURNAL).is_file():
+        return
+    with FileLock(root / COMMIT_LOCK):
+        _replay_journal(root)
+
+
+def _replay_journal(root: Path) -> None:
+    """The swap itself; the caller holds the commit lock."""
     journal = root / JOURNAL
-    if not journal.is_file():
+    if not journal.is_file():  # finished by another process while this one waited for the lock
         return
     plan = json.loads(journal.read_text("utf-8"))
     for tmp, final in plan["renames"]:
@@ -152,13 +166,21 @@ def _finish_commit(root: Path) -> None:
     journal.unlink()
 
 
+def _check_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not an index folder")
+
+
 def read_meta(root: str | os.PathLike) -> dict | None:
     """The index's ``index.json`` (after finishing an interrupted commit), or ``None`` if there is no index."""
     root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise UsageError(f"{root} is a file, not an index folder")
+    _check_folder(root)
     if root.is_dir():
         _finish_commit(root)
+    return _read_meta_file(root)
+
+
+def _read_meta_file(root: Path) -> dict | None:
     path = root / META
     if not path.is_file():
         return None
@@ -314,6 +336,19 @@ class IndexBuild:
         self.windows = _windows_setting(window, window_stride)
         self.record = model_record(clf, checkpoint)
         self.identity = _build_identity(self.record, clf.view, self.windows)
+        _check_folder(self.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(self.root / BUILD_LOCK)
+        if not self._lock.acquire(blocking=False):
+            raise VidpromptError(f"{self.root} is being updated by another `vidprompt index` (process "
+                                 f"{self._lock.holder()}); wait for it to finish")
+        try:
+            self._plan(paths)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _plan(self, paths: Sequence[str]) -> None:
         self.meta = read_meta(self.root)
         if self.meta is not None:
             self._check_recorded(self.meta)
@@ -356,8 +391,13 @@ class IndexBuild:
     def run(self, progress: Callable[[int], None] | None = None,
             on_chunk: Callable[[int], None] | None = None) -> IndexReport:
         """Embed :attr:`todo` (``progress(n)`` counts videos; ``on_chunk(i)`` runs once pending chunk ``i`` is
-        on disk), then commit the new index."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        on disk), then commit the new index. The folder is free for another build afterwards, also on error."""
+        try:
+            return self._run(progress, on_chunk)
+        finally:
+            self._lock.release()
+
+    def _run(self, progress, on_chunk) -> IndexReport:
         pending_dir = self.root / PENDING
         if self.todo:
             pending_dir.mkdir(exist_ok=True)
@@ -522,10 +562,11 @@ def _commit(root: Path, wanted: list[str], stats: dict, old_entries: dict, done:
         "dtype": "float16", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
     remove = [PENDING] + ([] if with_windows else [WINDOWS, WINDOW_TIMES])
-    atomic_write_json(root / JOURNAL, {"renames": [[tmp, final] for final, tmp in names.items()],
-                                       "remove": remove})
     del old
-    _finish_commit(root)
+    with FileLock(root / COMMIT_LOCK):  # readers opening the index wait until the swap is done
+        atomic_write_json(root / JOURNAL, {"renames": [[tmp, final] for final, tmp in names.items()],
+                                           "remove": remove})
+        _replay_journal(root)
 
 
 def _write_arrays(root: Path, names: dict, entries: list[dict], sources: list[tuple], dim: int,
@@ -588,7 +629,18 @@ class VideoIndex:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        meta = read_meta(self.root)
+        _check_folder(self.root)
+        # Read under a shared lock, so a build swapping in new files is never caught halfway; once
+        # memory-mapped, the arrays stay valid after a later swap replaces their names.
+        while True:
+            with FileLock(self.root / COMMIT_LOCK, shared=True) if self.root.is_dir() else nullcontext():
+                if not (self.root / JOURNAL).is_file():
+                    self._read_files()
+                    break
+            _finish_commit(self.root)  # a build died halfway through its swap: finish it, then read
+
+    def _read_files(self) -> None:
+        meta = _read_meta_file(self.root)
         if meta is None:
             raise UsageError(f"{self.root}: no index here (build one with `vidprompt index VIDEOS --out "
                              f"{self.root}`)")
