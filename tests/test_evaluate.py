@@ -146,7 +146,7 @@ def test_interrupted_run_resumes_to_the_same_report(tiny_backbone, folder_datase
     assert full["failed"][0]["video"].endswith("broken.mp4")
     assert sum(map(sum, full["confusion_matrix"])) == 6
     assert {p.name for p in (tmp_path / "full").iterdir()} == {
-        "run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv",
+        "run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv", ".eval.lock",
         *(["confusion_matrix.png"] if HAS_MATPLOTLIB else [])}
 
     class Stop(Exception):
@@ -187,6 +187,25 @@ def test_a_different_run_is_refused(tiny_backbone, folder_dataset, tmp_path):
     (stray / "predictions.jsonl").write_text('{"index": 0}\n')
     with pytest.raises(UsageError, match="without run.json"):
         EvalRun(make_classifier(tiny_backbone), dataset, stray)
+
+
+def test_a_second_eval_into_a_busy_folder_is_refused(tiny_backbone, folder_dataset, tmp_path):
+    from vidprompt.datasets import load_dataset
+    from vidprompt.errors import VidpromptError
+    from vidprompt.locks import FileLock, fcntl
+
+    if fcntl is None:
+        pytest.skip("no flock on this platform")
+    out = tmp_path / "out"
+    out.mkdir()
+    other = FileLock(out / ".eval.lock")
+    assert other.acquire(blocking=False)  # as if another eval were writing here
+    dataset = load_dataset(data=folder_dataset)
+    with pytest.raises(VidpromptError, match="being written by another `vidprompt eval`"):
+        evaluate(make_classifier(tiny_backbone), dataset, out)
+    assert not (out / "predictions.jsonl").exists()
+    other.release()
+    assert evaluate(make_classifier(tiny_backbone), dataset, out)["counts"]["evaluated"] == 6
 
 
 def test_report_files_for_many_classes_and_without_matplotlib(tmp_path, monkeypatch, caplog):

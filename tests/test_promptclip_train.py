@@ -185,6 +185,23 @@ def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cach
         assert (tmp_path / out / "metrics.jsonl").read_text().count("\n") == 3
 
 
+def test_a_second_run_into_a_busy_folder_is_refused(motion, tmp_path, cache_dir):
+    from vidprompt.errors import VidpromptError
+    from vidprompt.locks import FileLock, fcntl
+
+    if fcntl is None:
+        pytest.skip("no flock on this platform")
+    out = tmp_path / "run"
+    out.mkdir()
+    other = FileLock(out / ".run.lock")
+    assert other.acquire(blocking=False)  # as if another train-prompts were writing here
+    with pytest.raises(VidpromptError, match="being trained by another `vidprompt train-prompts`"):
+        train(motion_config(motion, out, epochs=1), progress=False)
+    assert not (out / "state.pt").exists()
+    other.release()
+    assert train(motion_config(motion, out, epochs=1), progress=False)["epochs"] == 1
+
+
 def test_feature_cache_is_reused_across_runs(motion, tmp_path, cache_dir):
     first = Trainer(motion_config(motion, tmp_path / "a", epochs=1), progress=False)
     first.fit()

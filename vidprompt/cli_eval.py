@@ -115,10 +115,13 @@ def eval_command(
             raise UsageError(f"--classes {classes}: none of these classes has videos in {data_set.name}")
 
     target = distributed.init_from_env(device)  # joins torchrun's process group; without torchrun: resolves
+    lock = None
     try:
         import torch
 
-        from .evaluate import EvalRun, report_json
+        from .evaluate import EvalRun, claim_out_dir, report_json
+
+        lock = claim_out_dir(out)  # before the model loads: a busy folder is refused at once
         from .progress import progress_bar
         from .runtime import precision_name
 
@@ -180,6 +183,8 @@ def eval_command(
         raise
     finally:
         distributed.cleanup()
+        if lock is not None:
+            lock.release()
 
 
 def _check_view(preset_views, given: dict) -> None:

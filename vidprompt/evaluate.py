@@ -46,6 +46,7 @@ from . import distributed
 from ._version import __version__
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .locks import FileLock, claim
 from .methods.base import model_identity
 
 if TYPE_CHECKING:  # torch-free at import time; these are only annotations
@@ -61,6 +62,7 @@ RUN_FORMAT = 1
 
 RUN_FILE = "run.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+LOCK_FILE = ".eval.lock"
 REPORT_FILE = "report.json"
 PER_CLASS_FILE = "per_class.csv"
 CONFUSIONS_FILE = "top_confusions.csv"
@@ -547,12 +549,31 @@ def evaluate(classifier: VideoClassifier, dataset: VideoDataset, out_dir: str | 
              config: Mapping[str, Any] | None = None, progress: Callable[[int], None] | None = None) -> dict:
     """Evaluate (resuming whatever ``out_dir`` already holds), write the report files there, return the
     report. Under torchrun every rank gets the report; rank 0 alone writes the files."""
-    run = EvalRun(classifier, dataset, out_dir, config)
-    run.run(progress)
-    report = run.report()
-    if out_dir is not None:
-        run.write_outputs(report)
-    return report
+    lock = claim_out_dir(out_dir)
+    try:
+        run = EvalRun(classifier, dataset, out_dir, config)
+        run.run(progress)
+        report = run.report()
+        if out_dir is not None:
+            run.write_outputs(report)
+        return report
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def claim_out_dir(out_dir: str | Path | None) -> FileLock | None:
+    """The output folder's lock, so a second eval cannot append to the same predictions (main process only).
+
+    :func:`evaluate` and the CLI hold it for the whole run; :class:`EvalRun` alone does not take it.
+    """
+    if out_dir is None or not distributed.is_main():
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return claim(out / LOCK_FILE, f"{out} is being written by another `vidprompt eval`")
 
 
 # --- report files -----------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ import torch
 from ._version import __version__
 from .errors import UsageError, VidpromptError, VideoError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text
-from .locks import FileLock
+from .locks import FileLock, claim
 from .loader import VideoViews, iterate_views
 from .localize import SlidingWindows, check_window, probe_video
 from .video import ViewConfig
@@ -338,10 +338,7 @@ class IndexBuild:
         self.identity = _build_identity(self.record, clf.view, self.windows)
         _check_folder(self.root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(self.root / BUILD_LOCK)
-        if not self._lock.acquire(blocking=False):
-            raise VidpromptError(f"{self.root} is being updated by another `vidprompt index` (process "
-                                 f"{self._lock.holder()}); wait for it to finish")
+        self._lock = claim(self.root / BUILD_LOCK, f"{self.root} is being updated by another `vidprompt index`")
         try:
             self._plan(paths)
         except BaseException:

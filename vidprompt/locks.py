@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import VidpromptError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -70,3 +72,14 @@ class FileLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def claim(path: str | os.PathLike, what: str) -> FileLock:
+    """The exclusive lock at ``path``, taken without waiting, or one line saying who holds it.
+
+    ``what`` names the folder's use, e.g. "runs/kitchen is being trained by another `vidprompt train-prompts`".
+    """
+    lock = FileLock(path)
+    if not lock.acquire(blocking=False):
+        raise VidpromptError(f"{what} (process {lock.holder()}); wait for it to finish")
+    return lock

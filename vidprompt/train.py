@@ -26,6 +26,7 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig, load_config, save_config
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_text
+from .locks import claim
 from .methods import build_method
 from .methods.base import VideoTextModel
 from .runtime import autocast, resolve_precision
@@ -34,6 +35,7 @@ from .video import ViewConfig
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
+RUN_LOCK = ".run.lock"  # held by the main process while it trains: two runs never write one folder
 
 
 @dataclass
@@ -379,9 +381,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
     elif state.exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     trainer = Trainer(cfg, progress=progress)
+    lock = None
     try:
         if distributed.is_main():
             out.mkdir(parents=True, exist_ok=True)
+            lock = claim(out / RUN_LOCK, f"{out} is being trained by another `vidprompt train-prompts`")
             save_config(trainer.cfg, out / "config.yaml")
         if resume and state.exists():
             trainer.load_state(state)
@@ -392,3 +396,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> d
         return summary
     finally:  # on failure no barrier: the failing rank exits and torchrun stops the others
         distributed.cleanup()
+        if lock is not None:
+            lock.release()
