@@ -17,7 +17,7 @@ import pytest
 
 TINY = ["--model", str(__import__("conftest").TINY_CONFIG), "--pretrained", "none"]
 PLOT = {"confusion_matrix.png"} if importlib.util.find_spec("matplotlib") else set()  # optional dependency
-OUTPUTS = {"run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv"}
+OUTPUTS = {"run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv", ".eval.lock"}
 
 
 def command() -> list[str]:

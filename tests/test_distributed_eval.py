@@ -19,7 +19,8 @@ from vidprompt import distributed
 
 TINY = ["--model", str(__import__("conftest").TINY_CONFIG), "--pretrained", "none"]
 PLOT = {"confusion_matrix.png"} if importlib.util.find_spec("matplotlib") else set()
-OUTPUTS = {"run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv"} | PLOT
+OUTPUTS = {"run.json", "predictions.jsonl", "report.json", "per_class.csv", "top_confusions.csv",
+           ".eval.lock"} | PLOT
 VIDEOS = 13  # 3 classes x 4 clips + one corrupt file
 
 
