@@ -5,7 +5,7 @@ the run record, per-batch appends to predictions.jsonl, the metrics and the repo
 CSVs, confusion-matrix PNG). Real architecture with random weights (no downloads), real video files made
 here, repeats interleaved so both see the same machine load.
 
-    python benchmarks/eval_overhead.py                        # ViT-B-32, 16 videos, 8 frames
+    python benchmarks/eval_overhead.py                        # ViT-B-32, 32 videos, 8 frames
     python benchmarks/eval_overhead.py --device cuda --videos 128 --batch-size 16 --data /tmp/clips
                                        # --data: videos made once there, reused (and no PyAV needed) later
 
@@ -84,14 +84,15 @@ def time_eval(clf: VideoClassifier, dataset, out_dir: Path | None) -> tuple[floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ViT-B-32")
-    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--videos", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="rounds in rotating order; medians are reported (run-to-run spread is ~10 %% on 2 cores)")
     parser.add_argument("--data", type=Path, help="class-folder dataset to use; made there first if absent")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()

@@ -7,8 +7,8 @@ Markdown tables, with the machine they ran on, into one file.
 
 Sections: classify vs encoder rate and memory vs clip length and `--help` time (classify_throughput.py),
 PromptCLIP cached epoch vs encoder pass (promptclip_cost.py), AIM parameters (aim_params.py), AIM vs frozen
-CLIP cost and training memory (aim_cost.py), search latency (search_latency.py), and 1 vs 2 process eval
-(measured here with torchrun).
+CLIP cost and training memory (aim_cost.py), search latency (search_latency.py), eval vs classify
+(eval_overhead.py), and 1 vs 2 process eval (measured here with torchrun).
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ SCRIPTS = {
     "aim_params": ["aim_params.py"],
     "aim_cost": ["aim_cost.py"],
     "search": ["search_latency.py"],
+    "eval_overhead": ["eval_overhead.py"],
 }
 GPU_FLAGS = {"classify": ["--device", "cuda", "--precision", "fp16", "--skip-memory"],
              "promptclip": ["--device", "cuda"], "aim_cost": ["--device", "cuda", "--precision", "bf16"],
-             "search": ["--device", "cuda"]}
+             "search": ["--device", "cuda"],
+             "eval_overhead": ["--device", "cuda", "--videos", "128", "--batch-size", "16"]}
 
 
 def run_script(name: str, device: str) -> str:
