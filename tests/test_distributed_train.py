@@ -53,10 +53,10 @@ def initial_tensors(method):
     return build_method(method, build_backbone(str(TINY_CONFIG), "none"), **hparams).trainable_state()
 
 
-def run(cmd, tmp_path):
+def run(cmd, tmp_path, timeout=600):
     env = {**os.environ, "VIDPROMPT_CACHE_DIR": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     return out
 
@@ -109,3 +109,25 @@ def test_a_killed_single_process_run_resumes_under_torchrun(clips, tmp_path):
          "-m", "vidprompt", "train-prompts", "--resume", str(out), "-q"], tmp_path)
     history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == list(range(1, 31))
+
+
+@pytest.mark.slow
+def test_a_rank_whose_whole_batch_fails_still_takes_part_in_the_step(clips, tmp_path):
+    """AIM decodes as it trains: with one video per process per step, a corrupt file leaves one rank with
+    nothing to train on. It must still join the gradient sync, or the ranks fall out of step and hang."""
+    import shutil
+
+    data = tmp_path / "data"
+    for name in ("moving right", "moving left"):
+        (data / name).mkdir(parents=True)
+        for i in range(3):
+            shutil.copy(clips / name / f"{i}.mp4", data / name / f"{i}.mp4")
+    (data / "moving left" / "broken.mp4").write_bytes(b"not a video")  # 7 videos: one rank gets it
+    out = tmp_path / "run"
+    args = train_args(data, out, 1, "aim")
+    args[args.index("--epochs") + 1] = "1"
+    launched = run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                    "--master-port", str(free_port()), "-m", "vidprompt", *args], tmp_path,
+                   timeout=180)  # out of step, the ranks would wait for each other forever
+    assert '"epochs": 1' in launched.stdout
+    assert (out / "last.safetensors").is_file()

@@ -81,11 +81,20 @@ def test_temporal_model_is_order_sensitive(tiny_backbone):
     assert not torch.allclose(forward, backward, atol=1e-5)
 
 
-def test_frame_count_limits(tiny_backbone):
+def test_other_frame_counts_resample_the_positions_by_segment_centre(tiny_backbone):
+    from vidprompt.methods.base import resample_positions
+
+    rows = torch.arange(8.0)[:, None].expand(8, 2)  # learned position j holds the value j
+    assert resample_positions(rows, 8) is rows
+    # 4 segments: segment i's centre is where positions 2i and 2i + 1 of 8 sat
+    assert resample_positions(rows, 4)[:, 0].tolist() == [0.5, 2.5, 4.5, 6.5]
+    assert resample_positions(rows, 1)[:, 0].tolist() == [3.5]  # the clip's middle
+    coarse = resample_positions(rows[::2] / 2, 8)[:, 0]  # 4 learned rows 0..3 read at 8 frames
+    assert coarse.tolist() == [0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0]  # clamped beyond the ends
+
     model = PromptCLIP(tiny_backbone, temporal_layers=1, temporal_heads=4, max_frames=8)
-    assert model.aggregate(_frames(t=3)).shape == (3, 32)  # fewer frames use the first rows
-    with pytest.raises(ValueError, match="max_frames"):
-        model.aggregate(_frames(t=9))
+    assert model.aggregate(_frames(t=3)).shape == (3, 32)
+    assert model.aggregate(_frames(t=16)).shape == (3, 32)
 
 
 def test_heads_must_divide_embed_dim(tiny_backbone):

@@ -44,6 +44,7 @@ class Backbone:
     tokenizer: Any
     config_path: str | None = None  # the model config JSON, when the model came from a file
     identity: str = field(default="")  # stable string naming model + weights, for cache keys
+    quick_gelu: bool = False  # built with QuickGELU (OpenAI's activation) whatever the config says
 
     @property
     def embed_dim(self) -> int:
@@ -202,12 +203,15 @@ def build_backbone(
     model: str = DEFAULT_MODEL,
     pretrained: str | None = DEFAULT_PRETRAINED,
     device: torch.device | str = "cpu",
+    quick_gelu: bool = False,
 ) -> Backbone:
     """Build a frozen open_clip model.
 
     ``model``: an open_clip model name (``ViT-B-16``) or a path to an open_clip model config JSON (registered
     under its file stem). ``pretrained``: an open_clip tag (``openai``, ``laion2b_s34b_b88k``), a local
-    weights file, or ``none``/``None`` for random weights drawn from a fixed seed.
+    weights file, or ``none``/``None`` for random weights drawn from a fixed seed. ``quick_gelu`` forces
+    OpenAI's QuickGELU activation, which OpenAI tags get anyway: a checkpoint records the activation, so a
+    local copy of those weights rebuilds the network it was trained on.
     """
     import open_clip
 
@@ -238,6 +242,8 @@ def build_backbone(
         raise UsageError(f"unknown pretrained tag '{pretrained}' for {name} (known tags: {known}; "
                          f"or give a weights file, or 'none' for random weights)")
 
+    if quick_gelu:
+        kwargs["force_quick_gelu"] = True
     try:
         with _quiet_open_clip(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
@@ -261,6 +267,9 @@ def build_backbone(
     config_tag = ""
     if config_path is not None:
         config_tag = ":" + hashlib.sha256(Path(config_path).read_bytes()).hexdigest()[:16]
-    identity = f"{name}{config_tag}|{identity_weights}|qg={int(bool(kwargs.get('force_quick_gelu')))}"
+    from open_clip.transformer import QuickGELU
+
+    uses_quick_gelu = any(isinstance(module, QuickGELU) for module in clip.modules())
+    identity = f"{name}{config_tag}|{identity_weights}|qg={int(uses_quick_gelu)}"
     return Backbone(model=clip, name=name, pretrained=pretrained, preprocess_cfg=preprocess_cfg,
-                    tokenizer=tokenizer, config_path=config_path, identity=identity)
+                    tokenizer=tokenizer, config_path=config_path, identity=identity, quick_gelu=uses_quick_gelu)

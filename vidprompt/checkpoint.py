@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .backbone import Backbone, build_backbone
+from .backbone import RANDOM_WEIGHTS, Backbone, build_backbone
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
 from .methods import build_method
@@ -25,6 +26,8 @@ from .video import ViewConfig
 
 FORMAT = "vidprompt-checkpoint"
 FORMAT_VERSION = 1
+# What an open_clip model name or config-file stem may be: no path separators, no leading dot.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+@=, -]*")
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CheckpointInfo:
     model: str  # open_clip model name
     pretrained: str  # tag, weights path or "none"
     model_config: dict | None  # the open_clip config JSON when the backbone came from a file
+    quick_gelu: bool  # the backbone ran OpenAI's QuickGELU activation
     hparams: dict
     view: ViewConfig
     classes: list[str]
@@ -44,7 +48,7 @@ class CheckpointInfo:
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "model": self.model, "pretrained": self.pretrained,
-                "hparams": self.hparams, "view": self.view.to_dict(), "classes": self.classes,
+                "quick_gelu": self.quick_gelu, "hparams": self.hparams, "view": self.view.to_dict(), "classes": self.classes,
                 "format_version": self.format_version, "vidprompt_version": self.vidprompt_version,
                 **self.extra}
 
@@ -66,6 +70,7 @@ def save_checkpoint(path: str | Path, model: VideoTextModel, view: ViewConfig, c
         "model": backbone.name,
         "pretrained": backbone.pretrained,
         "model_config": json.dumps(config),
+        "quick_gelu": json.dumps(backbone.quick_gelu),
         "hparams": json.dumps(model.hparams()),
         "view": json.dumps(view.to_dict()),
         "classes": json.dumps(list(classes)),
@@ -95,9 +100,13 @@ def _decode_info(path: Path, metadata: dict) -> CheckpointInfo:
         if version > FORMAT_VERSION:
             raise VidpromptError(f"{path} has checkpoint format {version}, newer than this vidprompt "
                                  f"({__version__}) reads ({FORMAT_VERSION}); upgrade vidprompt")
+        model = metadata["model"]
+        if not _SAFE_NAME.fullmatch(model):  # it names a file in the cache when the config is rebuilt
+            raise ValueError(f"model name {model!r}")
         return CheckpointInfo(
-            method=metadata["method"], model=metadata["model"], pretrained=metadata["pretrained"],
+            method=metadata["method"], model=model, pretrained=metadata["pretrained"],
             model_config=json.loads(metadata.get("model_config") or "null"),
+            quick_gelu=bool(json.loads(metadata.get("quick_gelu") or "false")),
             hparams=json.loads(metadata["hparams"]), view=ViewConfig(**json.loads(metadata["view"])),
             classes=json.loads(metadata["classes"]), format_version=version,
             vidprompt_version=metadata.get("vidprompt_version", "?"),
@@ -126,18 +135,37 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
 
 
 def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | None) -> Backbone:
+    """The backbone the checkpoint was trained on. ``model`` and ``pretrained`` may say where to find it
+    (a config file, a local copy of the weights) but not swap it for another."""
     if model is not None and model.replace("/", "-") != info.model and Path(model).stem != info.model:
         raise UsageError(f"the checkpoint was trained on {info.model}; --model {model} does not match")
     weights = pretrained if pretrained is not None else info.pretrained
+    if _random(weights) != _random(info.pretrained):
+        raise UsageError(f"the checkpoint was trained on {info.model} with weights '{info.pretrained}'; "
+                         f"--pretrained {weights} is not those weights")
     if info.model_config is not None:
         source = model if model is not None and Path(model).is_file() else None
+        if source is not None and _read_json(Path(source)) != info.model_config:
+            raise UsageError(f"--model {model}: this config differs from the {info.model} config the "
+                             "checkpoint was trained on (leave --model out to use the checkpoint's own)")
         if source is None:  # rebuild the config JSON the checkpoint carries, under its own name
             config_path = cache_dir() / "model_configs" / f"{info.model}.json"
-            if not config_path.is_file() or json.loads(config_path.read_text()) != info.model_config:
+            if not config_path.is_file() or _read_json(config_path) != info.model_config:
                 atomic_write_json(config_path, info.model_config)
             source = str(config_path)
-        return build_backbone(source, weights)
-    return build_backbone(info.model, weights)
+        return build_backbone(source, weights, quick_gelu=info.quick_gelu)
+    return build_backbone(info.model, weights, quick_gelu=info.quick_gelu)
+
+
+def _random(weights: str | None) -> bool:
+    return weights in (None, "", RANDOM_WEIGHTS)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: str | None = None,
@@ -164,7 +192,7 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         params = dict(method.named_parameters())
         for name, tensor in tensors.items():
             params[name].copy_(tensor)
-    return method, info
+    return method.eval(), info
 
 
 def checkpoint_size(path: str | Path) -> int:

@@ -114,9 +114,12 @@ class _LossModule(torch.nn.Module):
             return self.model.aggregate(inputs)
         return self.model.encode_video(self.preprocessor.normalize(inputs))
 
-    def forward(self, inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         text = self.model.encode_labels(self.classes)
-        return F.cross_entropy(self.model.logits(self.videos(inputs), text).float(), target)
+        logits = self.model.logits(self.videos(inputs), text).float()
+        if target is None:  # a placeholder batch: no loss, but the same gradient sync as the other ranks
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, target)
 
 
 class Trainer:
@@ -167,7 +170,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.method == "promptclip":
             return {"n_prefix": cfg.n_prefix, "n_suffix": cfg.n_suffix, "temporal_layers": cfg.temporal_layers,
-                    "temporal_heads": cfg.temporal_heads, "max_frames": max(cfg.frames, 8)}
+                    "temporal_heads": cfg.temporal_heads, "max_frames": cfg.frames}
         return {"num_frames": cfg.frames, "adapter_positions": cfg.adapter_positions,
                 "bottleneck_ratio": cfg.bottleneck_ratio, "joint_scale": cfg.joint_scale,
                 "drop_path": cfg.drop_path, "grad_checkpointing": cfg.grad_checkpointing}
@@ -184,9 +187,16 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise VidpromptError(f"cannot resume from {path}: {type(exc).__name__}") from None
+        expected = self.model.trainable_state()
+        saved = state["model"]
+        wrong = sorted(set(saved) ^ set(expected)) or [
+            name for name, tensor in saved.items() if tuple(tensor.shape) != tuple(expected[name].shape)]
+        if wrong:  # never copy into the frozen backbone, whatever the file holds
+            raise VidpromptError(f"cannot resume from {path}: its tensors do not fit this run's model "
+                                 f"({', '.join(wrong[:3])})")
         params = dict(self.model.named_parameters())
         with torch.no_grad():
-            for name, tensor in state["model"].items():
+            for name, tensor in saved.items():
                 params[name].copy_(tensor)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -259,11 +269,14 @@ class Trainer:
             gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
             draws = torch.randint(len(tables), (len(self.data.train_paths),), generator=gen).tolist()
             for start in range(0, len(order), cfg.batch_size):
-                idx = [i for i in order[start:start + cfg.batch_size] if self.data.train_paths[i] in tables[0]]
-                if not idx:
+                picked = [(i, self._cached_draw(tables, i, draws[i])) for i in order[start:start + cfg.batch_size]]
+                picked = [(i, feats) for i, feats in picked if feats is not None]
+                if not picked:
+                    if self.world > 1:
+                        yield self._placeholder(tables), None
                     continue
-                feats = torch.stack([tables[draws[i]][self.data.train_paths[i]] for i in idx])
-                yield feats.to(self.device).float(), torch.tensor([self.data.train_labels[i] for i in idx],
+                feats = torch.stack([feats for _, feats in picked])
+                yield feats.to(self.device).float(), torch.tensor([self.data.train_labels[i] for i, _ in picked],
                                                                   device=self.device)
             return
         from .loader import VideoViews, iterate_views
@@ -274,9 +287,30 @@ class Trainer:
         for batch in iterate_views(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             if not good:
+                if self.world > 1:
+                    yield self._placeholder(None), None
                 continue
             frames = torch.stack([item.frames[0] for item in good]).to(self.device, non_blocking=True)
             yield frames, torch.tensor([labels[item.index] for item in good], device=self.device)
+
+    def _cached_draw(self, tables: list[dict], i: int, draw: int) -> torch.Tensor | None:
+        """Video ``i``'s features from its drawn sampling, or the next one that decoded (a file can fail in
+        one random draw and not in another)."""
+        path = self.data.train_paths[i]
+        for k in range(len(tables)):
+            feats = tables[(draw + k) % len(tables)].get(path)
+            if feats is not None:
+                return feats
+        return None
+
+    def _placeholder(self, tables: list[dict] | None) -> torch.Tensor:
+        """One all-zero input for a step in which every video of this rank's batch failed: under
+        DistributedDataParallel every rank must take part in every step."""
+        if tables is not None:
+            shape, dtype = next(iter(next(t for t in tables if t).values())).shape, torch.float32
+        else:
+            shape, dtype = (self.view.frames, 3, self.preprocessor.height, self.preprocessor.width), torch.uint8
+        return torch.zeros((1, *shape), dtype=dtype, device=self.device)
 
     def _val_batches(self):
         """Yield ``(inputs, labels)`` for the validation videos with test-time sampling."""
@@ -335,7 +369,8 @@ class Trainer:
                         with autocast(self.device, self.autocast_dtype):
                             loss = self.loss_module(inputs, target) / cfg.accumulate
                         self.scaler.scale(loss).backward()
-                    losses.append(loss.item() * cfg.accumulate)
+                    if target is not None:
+                        losses.append(loss.item() * cfg.accumulate)
                     if update:
                         self._step()
                         pending = 0

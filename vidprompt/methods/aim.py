@@ -17,13 +17,12 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from ..backbone import Backbone
 from ..errors import UsageError
 from ..labels import DEFAULT_TEMPLATES, check_template
-from .base import VideoTextModel, normalize
+from .base import VideoTextModel, normalize, resample_positions
 from .zeroshot import ZeroShotCLIP
 
 ADAPTER_POSITIONS = ("all", "bottom", "top", "skip")
@@ -212,14 +211,8 @@ class AIM(VideoTextModel):
 
     # --- video side -------------------------------------------------------------------------------------
     def _temporal_embedding(self, t: int) -> torch.Tensor:
-        """``[t, D]``: the learned embedding, linearly resampled when a clip has another number of frames
-        (frames are spread over the whole clip either way)."""
-        if t == self.num_frames:
-            return self.temporal_embedding
-        if self.num_frames == 1:
-            return self.temporal_embedding.expand(t, -1)
-        return F.interpolate(self.temporal_embedding.t()[None], size=t, mode="linear",
-                             align_corners=True)[0].t()
+        """``[t, D]``: the learned embedding, resampled when a clip has another number of frames."""
+        return resample_positions(self.temporal_embedding, t)
 
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """open_clip's token pooling with our trainable ``ln_post`` in place of the frozen one."""

@@ -71,6 +71,18 @@ class VideoTextModel(nn.Module):
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
 
+def resample_positions(embedding: torch.Tensor, frames: int) -> torch.Tensor:
+    """A learned per-frame embedding ``[n, D]`` for a clip of another number of frames ``[frames, D]``.
+
+    Frame ``i`` of ``frames`` segment-sampled frames sits at the centre of segment ``i``, which is where
+    learned position ``(i + 0.5) * n / frames - 0.5`` sat: linear interpolation between the two nearest
+    learned rows (the end rows beyond the ends). Same count: the embedding itself.
+    """
+    if frames == embedding.shape[0]:
+        return embedding
+    return F.interpolate(embedding.t()[None], size=frames, mode="linear", align_corners=False)[0].t()
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
 

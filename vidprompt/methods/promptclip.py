@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..backbone import Backbone
-from .base import VideoTextModel, normalize
+from .base import VideoTextModel, normalize, resample_positions
 
 # The paper scores with a fixed temperature instead of CLIP's learned logit scale.
 TEMPERATURE = 0.07
@@ -154,7 +154,8 @@ class TemporalTransformer(nn.Module):
     """Learned temporal position embedding, pre-LN Transformer blocks over the frames, mean over time.
 
     No residual around the whole model and no output projection: with zero layers and a zero position
-    embedding it is the plain frame average, which is what zero-shot CLIP does.
+    embedding it is the plain frame average, which is what zero-shot CLIP does. ``max_frames`` positions are
+    learned (training uses the clips' frame count); clips of another length get them resampled.
     """
 
     def __init__(self, dim: int, layers: int = 2, heads: int = 8, max_frames: int = 32):
@@ -174,11 +175,7 @@ class TemporalTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, D]`` -> ``[B, D]``."""
-        t = x.shape[1]
-        if t > self.max_frames:
-            raise ValueError(f"got {t} frames but the temporal model has position embeddings for "
-                             f"{self.max_frames}; rebuild with max_frames >= {t}")
-        x = x + self.position[:t].to(x.dtype)
+        x = x + resample_positions(self.position, x.shape[1]).to(x.dtype)
         for block in self.blocks:
             x = block(x)
         return x.mean(dim=1)
