@@ -266,7 +266,9 @@ def build_backbone(
     tokenizer = open_clip.get_tokenizer(name)
     config_tag = ""
     if config_path is not None:
-        config_tag = ":" + hashlib.sha256(Path(config_path).read_bytes()).hexdigest()[:16]
+        # the content, not the bytes: a checkpoint's copy of the config, written anew, is the same model
+        canonical = json.dumps(_readable_config(Path(config_path)), sort_keys=True)
+        config_tag = ":" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     from open_clip.transformer import QuickGELU
 
     uses_quick_gelu = any(isinstance(module, QuickGELU) for module in clip.modules())

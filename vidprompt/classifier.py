@@ -19,7 +19,7 @@ from .errors import UsageError
 from .labels import DEFAULT_TEMPLATES, check_labels
 from .loader import VideoViews, iterate_views
 from .methods.base import VideoTextModel
-from .runtime import autocast, resolve_device, resolve_precision
+from .runtime import autocast, precision_name, resolve_device, resolve_precision
 from .text_cache import TextEmbeddingCache
 from .transforms import FramePreprocessor
 from .video import ViewConfig
@@ -76,7 +76,8 @@ class VideoClassifier:
         """Normalised class embeddings ``[C, D]`` on the model's device (computed once per label list)."""
         labels = check_labels(labels)
         method_key = self.model.text_cache_key()
-        key = None if method_key is None else f"{self.model.backbone.identity}|{method_key}"
+        key = None if method_key is None else \
+            f"{self.model.backbone.identity}|{method_key}|{precision_name(self.autocast_dtype)}"
 
         def compute() -> torch.Tensor:
             with torch.inference_mode(), autocast(self.device, self.autocast_dtype):

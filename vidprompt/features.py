@@ -1,7 +1,7 @@
 """Frozen per-frame image features, computed once and cached on disk (float16), so training on a frozen
 backbone (zero-shot, PromptCLIP) costs epochs over small tensors instead of image-encoder passes.
 
-One file per (backbone, video file version, sampling, draw): reruns, other runs on the same videos and
+One file per (backbone, precision, video file version, sampling, draw): reruns, other runs on the same videos and
 resumed runs reuse them; a video that changes on disk gets a new key.
 """
 
@@ -20,7 +20,7 @@ import torch
 from .fileio import atomic_write, cache_dir
 from .loader import VideoViews, iterate_views
 from .methods.base import VideoTextModel
-from .runtime import autocast
+from .runtime import autocast, precision_name
 from .transforms import FramePreprocessor
 from .video import ViewConfig
 
@@ -44,7 +44,9 @@ class FrameFeatureCache:
         self.model = model
         self.view = ViewConfig(frames=view.frames, sampling=view.sampling, stride=view.stride)  # one clip, crop
         self.seed = seed
-        backbone_key = hashlib.sha256(model.backbone.identity.encode()).hexdigest()[:16]
+        # fp16 and fp32 encoders give slightly different features: each precision has its own entries
+        identity = f"{model.backbone.identity}|{precision_name(autocast_dtype)}"
+        backbone_key = hashlib.sha256(identity.encode()).hexdigest()[:16]
         self.root = (root or cache_dir()) / "features" / backbone_key
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype

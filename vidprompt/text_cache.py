@@ -1,5 +1,5 @@
-"""Class-name embeddings cached in memory and on disk, keyed by backbone weights, text method and labels,
-so a 400-class label set is encoded once, not on every run."""
+"""Class-name embeddings cached in memory and on disk, keyed by backbone weights, text method, precision
+and labels, so a 400-class label set is encoded once, not on every run."""
 
 from __future__ import annotations
 
