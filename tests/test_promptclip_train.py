@@ -202,6 +202,28 @@ def test_a_second_run_into_a_busy_folder_is_refused(motion, tmp_path, cache_dir)
     assert train(motion_config(motion, out, epochs=1), progress=False)["epochs"] == 1
 
 
+def test_resume_refuses_a_state_that_does_not_fit(motion, tmp_path, cache_dir):
+    from vidprompt.errors import VidpromptError
+
+    out = tmp_path / "run"
+    train(motion_config(motion, out, epochs=1), progress=False)
+    state = torch.load(out / "state.pt", weights_only=True)
+    state["model"]["clip.visual.proj"] = torch.zeros(1)  # never copied into the frozen backbone
+    torch.save(state, out / "state.pt")
+    with pytest.raises(VidpromptError, match="do not fit this run's model"):
+        train(load_config(None, None, out=str(out)), resume=True, progress=False)
+
+
+def test_a_video_that_failed_in_its_drawn_sampling_uses_another(motion, tmp_path, cache_dir):
+    trainer = Trainer(motion_config(motion, tmp_path / "run", epochs=1), progress=False)
+    path = trainer.data.train_paths[0]
+    first, second = torch.zeros(8, 32), torch.ones(8, 32)
+    tables = [{}, {path: first}, {path: second}]
+    assert trainer._cached_draw(tables, 0, 0) is first  # draw 0 did not decode: the next one that did
+    assert trainer._cached_draw(tables, 0, 2) is second
+    assert trainer._cached_draw([{}, {}], 0, 1) is None
+
+
 def test_feature_cache_is_reused_across_runs(motion, tmp_path, cache_dir):
     first = Trainer(motion_config(motion, tmp_path / "a", epochs=1), progress=False)
     first.fit()
