@@ -101,6 +101,7 @@ def test_top_k_is_capped_at_the_number_of_labels(videos, cache_env):
     (["--labels", "a", "--device", "tpu"], "--device"),
     (["--labels", "a", "--precision", "fp16", "--device", "cpu"], "fp16 needs a GPU"),
     (["--labels", "a", "--template", "no slot"], "exactly one '{}'"),
+    (["--labels", "a", "--template", "a {} {x}"], "exactly one '{}'"),
     (["--labels", "a", "--json", "--csv"], "only one of --json and --csv"),
     (["--labels", "a", "--bogus"], "No such option"),
 ])
@@ -152,3 +153,33 @@ def test_python_dash_m_entry_point(videos, cache_env):
                           "-q", *TINY], capture_output=True, text=True, timeout=120,
                          env={**os.environ, **cache_env})
     assert out.returncode == 0, out.stderr and len(json.loads(out.stdout)) == 1
+
+
+def test_names_with_brackets_print_as_written(videos, tmp_path, cache_env):
+    """Square brackets are rich markup; a file or label that contains them must come out verbatim."""
+    clip = tmp_path / "holiday [b-roll].mp4"
+    clip.write_bytes(open(videos["red"], "rb").read())
+    out = vidprompt("classify", clip, "-l", "rock [/music],[bold]dog", "-k", "2", "-q", *TINY, env=cache_env)
+    assert out.returncode == 0, out.stderr
+    assert "holiday [b-roll].mp4" in out.stdout.replace("\n", "")
+    assert "rock [/music]" in out.stdout and "[bold]dog" in out.stdout
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(videos, tmp_path, cache_env):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    data = tmp_path / "data"
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+        (data / name / "clip.mp4").write_bytes(open(videos["red"], "rb").read())
+    cases = [
+        (["train-prompts", "--data", data, "--out", a_file], "--out", "exists and is not a folder"),
+        (["eval", "--data", data, "--out", a_file / "sub"], "--out", "is a file, not a folder"),
+        (["index", videos["red"], "--out", a_file / "idx"], "--out", "is a file, not a folder"),
+        (["localize", videos["red"], "-l", "a,b", "--plot", tmp_path], "--plot", "is a folder"),
+    ]
+    for args, option, message in cases:
+        out = vidprompt(*args, *TINY, env=cache_env)
+        assert out.returncode == 2, (args, out.stderr)
+        line = out.stderr.strip().splitlines()[-1]
+        assert option in line and message in line and "Traceback" not in out.stderr, (args, out.stderr)

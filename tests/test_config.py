@@ -39,6 +39,21 @@ def test_bad_overrides(overrides, message):
         load_config(None, overrides)
 
 
+@pytest.mark.parametrize("overrides,message", [
+    (["lr=-1"], r"lr must be positive \(got -1.0\)"),
+    (["epochs=0"], "epochs must be at least 1"),
+    (["shots=0"], "shots must be at least 1"),
+    (["val_fraction=-0.1"], "val_fraction must be at least 0 and below 1"),
+    (["accumulate=0"], "accumulate must be at least 1"),
+    (["drop_path=1"], "drop_path must be"),
+    (["split=7", "dataset=ucf101"], "split must be 1, 2 or 3"),
+    (["split=2", "data=videos"], "split 2 applies to --dataset ucf101 or hmdb51 only"),
+])
+def test_out_of_range_values_are_usage_errors(overrides, message):
+    with pytest.raises(UsageError, match=message):
+        load_config(None, overrides).resolved()
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(UsageError, match="not found"):
         load_config(tmp_path / "nope.yaml")

@@ -247,8 +247,13 @@ def test_another_model_or_other_views_are_refused(built, clf, tmp_path, tiny_bac
     config = json.loads(TINY_CONFIG.read_text())
     config["vision_cfg"]["layers"] = 1
     other_config.write_text(json.dumps(config))
-    with pytest.raises(UsageError, match="built with zeroshot on vp-tiny .*this is zeroshot on vp-tiny-other"):
-        index.classifier(model=str(other_config), pretrained="none", device="cpu")
+    with pytest.raises(UsageError, match="built with zeroshot on vp-tiny .*, not .*vp-tiny-other.json"):
+        index.classifier(model=str(other_config), pretrained="none", device="cpu")  # refused before building
+    same_name = tmp_path / "elsewhere" / "vp-tiny.json"  # another config under the index's model name
+    same_name.parent.mkdir()
+    same_name.write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="built with zeroshot on vp-tiny .*this is zeroshot on vp-tiny"):
+        index.classifier(model=str(same_name), pretrained="none", device="cpu")
     prompted = VideoClassifier(build_method("promptclip", tiny_backbone, temporal_heads=4), device="cpu")
     with pytest.raises(UsageError, match="this is promptclip on vp-tiny"):
         index.search(prompted, "cooking")
@@ -274,7 +279,7 @@ def test_cli_index_search_and_refusals(tmp_path, library, env):
                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["videos"] == len(library) and summary["added"] == len(library) + 1
+    assert summary["videos"] == len(library) and summary["added"] == len(library)  # not the unreadable one
     assert [f["video"] for f in summary["failed"]] == [str(lib / "notes.mp4")]
     assert "notes.mp4: not a readable video" in run.stderr and "Traceback" not in run.stderr
 
@@ -284,6 +289,15 @@ def test_cli_index_search_and_refusals(tmp_path, library, env):
     assert hits[0]["video"] == str(lib / "blue.mp4") and hits[0]["rank"] == 1 and len(hits) == 2
     code, stdout, _ = cli("search", out, "someone flipping a pancake", "-k", "3")
     assert code == 0 and "search: someone flipping a pancake" in stdout
+
+    code, _, stderr = cli("index", "--out", out, "--strict", "-q")  # nothing new, but notes.mp4 still fails
+    assert code == 1 and "notes.mp4: not a readable video" in stderr
+    code, _, stderr = cli("index", tmp_path / "nothing*.mp4", "--out", out)
+    assert code == 2 and "input matches no files" in stderr
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = cli("index", tmp_path / "empty", "--out", out)
+    assert code == 1 and "no video files found in" in stderr and "left as it was" in stderr
+    assert VideoIndex(out).meta["videos"] == len(library)
 
     (lib / "white.mp4").unlink()
     code, stdout, stderr = cli("index", "--out", out, "--json", "-q")  # inputs and model from the index

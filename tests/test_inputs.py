@@ -29,3 +29,10 @@ def test_missing_paths_and_empty_globs_are_kept_to_be_reported(tmp_path):
 
 def test_empty_folder_gives_nothing(tmp_path):
     assert expand_inputs([str(tmp_path)]) == []
+
+
+def test_a_list_written_with_a_byte_order_mark(tmp_path):
+    a = touch(tmp_path / "a.mp4")
+    listing = tmp_path / "clips.txt"
+    listing.write_bytes("\ufeff".encode() + b"a.mp4\n")
+    assert expand_inputs([str(listing)]) == [a]

@@ -87,6 +87,8 @@ def test_labels_file_skips_comments_and_blanks(tmp_path):
     path = tmp_path / "classes.txt"
     path.write_text("# my classes\nwhisking eggs\n\nchopping garlic  # knife work\n")
     assert read_labels_file(path) == ["whisking eggs", "chopping garlic"]
+    path.write_bytes("\ufeffwhisking eggs\r\nchopping garlic\r\n".encode())  # as Notepad saves it
+    assert read_labels_file(path) == ["whisking eggs", "chopping garlic"]
 
 
 def test_labels_file_missing_or_empty(tmp_path):

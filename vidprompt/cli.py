@@ -168,7 +168,12 @@ def train_prompts(
                                              "(repeatable; every key of the YAML config works)."),
     method: Optional[str] = typer.Option(None, "--method", show_default="promptclip", help="promptclip or aim."),
     data: Optional[Path] = typer.Option(None, "--data", help="Folder with one sub-folder of videos per class."),
-    list_file: Optional[Path] = typer.Option(None, "--list-file", help="List file: 'path label' lines or CSV."),
+    list_file: Optional[Path] = typer.Option(None, "--list-file", help="List file: CSV 'path,label' lines, or "
+                                             "'path label_index' lines with --labels-file or --label-set."),
+    labels_file: Optional[Path] = typer.Option(None, "--labels-file", help="The class list that a list file's "
+                                               "label indices point into, one class per line."),
+    label_set: Optional[str] = typer.Option(None, "--label-set", help="The built-in class list that a list "
+                                            "file's label indices point into (k400, ucf101, ...)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Preset: k400, k600, k700, ucf101, hmdb51, ssv2."),
     root: Optional[Path] = typer.Option(None, "--root", help="Video root for list files and presets."),
     annotations: Optional[Path] = typer.Option(None, "--annotations", help="Kinetics CSV / SSv2 JSON."),
@@ -203,7 +208,8 @@ def train_prompts(
     quiet: bool = QuietOpt,
 ) -> None:
     """Train PromptCLIP prompts (or AIM adapters) on your labelled videos; checkpoints work with any labels."""
-    flags = dict(method=method, data=data, list_file=list_file, dataset=dataset, root=root,
+    flags = dict(method=method, data=data, list_file=list_file, labels_file=labels_file, label_set=label_set,
+                 dataset=dataset, root=root,
                  annotations=annotations, split=split, splits_dir=splits_dir, val=val, classes=classes,
                  shots=shots, model=model, pretrained=pretrained, frames=frames, sampling=sampling,
                  stride=stride, cache_views=cache_views, adapter_positions=adapter_positions,
@@ -214,6 +220,9 @@ def train_prompts(
     from .train import train
 
     if resume is not None:
+        from .train import RESUME_OVERRIDES
+
+        runtime = {name: flags.pop(name) for name in RESUME_OVERRIDES if flags[name] is not None}
         given = [f"--{name.replace('_', '-')}" for name, value in flags.items() if value is not None]
         given += ["--config"] * (config is not None) + ["--set"] * bool(set_)
         if given:
@@ -222,9 +231,10 @@ def train_prompts(
             raise UsageError(f"--resume {resume}: no run here (config.yaml missing)")
         cfg = load_config(resume / "config.yaml", out=str(resume))
     else:
+        runtime = {}
         cfg = load_config(config, set_, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()})
     _warn_random_weights(cfg.pretrained)
-    summary = train(cfg, resume=resume is not None, progress=not quiet)
+    summary = train(cfg, resume=resume is not None, progress=not quiet, overrides=runtime)
     from . import distributed
 
     if not distributed.is_main():  # under torchrun, rank 0 reports
@@ -250,23 +260,26 @@ def inspect(
     if json_out:
         typer.echo(json.dumps(described, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
+    from .render import results_console
+
     table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
     for key in ("method", "model", "pretrained", "format_version", "vidprompt_version"):
-        table.add_row(f"[bold]{key}", str(described[key]))
-    table.add_row("[bold]view", ", ".join(f"{k}={v}" for k, v in described["view"].items()))
-    table.add_row("[bold]hparams", ", ".join(f"{k}={v}" for k, v in described["hparams"].items()
+        table.add_row(key, str(described[key]))
+    table.add_row("view", ", ".join(f"{k}={v}" for k, v in described["view"].items()))
+    table.add_row("hparams", ", ".join(f"{k}={v}" for k, v in described["hparams"].items()
                                                if k != "templates"))
-    table.add_row("[bold]trained", f"{described['trained_parameters']:,} parameters in {len(tensors)} tensors, "
+    table.add_row("trained", f"{described['trained_parameters']:,} parameters in {len(tensors)} tensors, "
                                    f"{described['file_bytes'] / 1e6:.2f} MB file")
     classes = described["classes"]
     shown = ", ".join(classes[:20]) + (f", ... ({len(classes)} in all)" if len(classes) > 20 else "")
-    table.add_row("[bold]classes", shown)
+    table.add_row("classes", shown)
     for key, value in info.extra.items():
-        table.add_row(f"[bold]{key}", str(value))
-    Console(highlight=False).print(table)
+        table.add_row(key, str(value))
+    results_console().print(table)
 
 
 # Entry point ---------------------------------------------------------------------------------------------

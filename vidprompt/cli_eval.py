@@ -235,10 +235,10 @@ def _pct(value: Optional[float]) -> str:
 
 def render_summary(report: dict, stream: Optional[TextIO] = None, max_rows: int = 10) -> None:
     """The report as rich tables on ``stream`` (stdout): headline metrics, classes, top confusions."""
-    from rich.console import Console
+    from .render import results_console
     from rich.table import Table
 
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+    console = results_console(stream)
     counts, metrics = report["counts"], report["metrics"]
     model = report["model"]
     view = report["view"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional, TextIO
 
@@ -19,7 +18,7 @@ import typer
 from .cli import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt,
                   LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt,
                   WorkersOpt, _view, _warn_random_weights)
-from .errors import UsageError
+from .errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
 
@@ -40,11 +39,17 @@ def _templates(template: Optional[List[str]]) -> Optional[List[str]]:
 
 
 def _check_inputs(inputs: List[str]) -> None:
-    """A missing folder (a typo, an unmounted disk) would drop its videos from the index: refuse it."""
+    """A missing folder or a glob that matches nothing (a typo, an unmounted disk) would drop its videos
+    from the index: refuse it."""
+    import glob
+
     for item in inputs:
-        if not os.path.exists(os.path.expanduser(item)) and not set("*?[") & set(item):
-            raise UsageError(f"input not found: {item} (an index holds exactly its inputs, so a missing one "
-                             "would drop its videos; give the inputs that exist)")
+        path = os.path.expanduser(item)
+        is_glob = bool(set("*?[") & set(item))
+        if os.path.exists(path) or (is_glob and glob.glob(path, recursive=True)):
+            continue
+        raise UsageError(f"input {'matches no files' if is_glob else 'not found'}: {item} (an index holds "
+                         "exactly its inputs, so a missing one would drop its videos; give the inputs that exist)")
 
 
 def index_command(
@@ -73,13 +78,15 @@ def index_command(
     num_workers: Optional[int] = WorkersOpt,
     seed: int = SeedOpt,
     json_out: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any video could not be read."),
     quiet: bool = QuietOpt,
 ) -> None:
     """Embed every clip of a video library into a searchable index (incremental and resumable)."""
+    from .fileio import check_output_folder
     from .index import read_meta
     from .inputs import expand_inputs
 
-    meta = read_meta(out)
+    meta = read_meta(check_output_folder(out, "--out"))
     if not inputs:
         if meta is None or not meta.get("inputs"):
             raise UsageError("no inputs: give video files or folders to index")
@@ -99,8 +106,8 @@ def index_command(
     view = _view(frames, sampling, stride, clips, crops, base_view)
     templates = _templates(template)
     paths = expand_inputs(inputs)
-    if not paths:
-        log.warning("warning: no video files in %s", " ".join(inputs))
+    if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
+        raise VidpromptError(f"no video files found in: {' '.join(inputs)}; the index is left as it was")
 
     import torch
 
@@ -125,13 +132,15 @@ def index_command(
         log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    summary = (f"{report.videos} videos" + (f", {report.windows} windows" if build.windows else "")
-               + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, {len(report.removed)} "
-                 f"removed, {report.unchanged} unchanged")
-    if report.failed:
-        summary += f"; {len(report.failed)} could not be read (skipped)"
-    typer.echo(summary)
+    else:
+        summary = (f"{report.videos} videos" + (f", {report.windows} windows" if build.windows else "")
+                   + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, "
+                     f"{len(report.removed)} removed, {report.unchanged} unchanged")
+        if report.failed:
+            summary += f"; {len(report.failed)} could not be read (skipped)"
+        typer.echo(summary)
+    if report.failed and strict:
+        raise typer.Exit(1)
 
 
 def search_command(
@@ -212,6 +221,10 @@ def localize_command(
         raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
     if not video.is_file():
         raise UsageError(f"video not found: {video}")
+    if plot is not None:
+        from .fileio import check_output_file
+
+        check_output_file(plot, "--plot")
     base_view = None
     if checkpoint is not None:
         from .checkpoint import read_checkpoint_info
@@ -250,10 +263,10 @@ def _clock(seconds: Optional[float]) -> str:
 
 
 def render_hits(hits, title: str, stream: Optional[TextIO] = None) -> None:
-    from rich.console import Console
+    from .render import results_console
     from rich.table import Table
 
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+    console = results_console(stream)
     if not hits:
         console.print("no results (the index is empty)")
         return
@@ -273,14 +286,14 @@ _COLOURS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bright_red", "
 
 def render_timeline(result, stream: Optional[TextIO] = None, width: int = 72) -> None:
     """A coloured bar (one character per ``duration / width`` seconds), a legend and the segment table."""
-    from rich.console import Console
+    from .render import results_console
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=False)
+    console = results_console(stream)
     colour = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(result.labels)}
-    console.print(f"[bold]{result.video}[/bold]: {_clock(result.duration)}, {len(result.windows)} windows of "
-                  f"{result.window:g} s every {result.stride:g} s")
+    console.print(Text.assemble((result.video, "bold"), f": {_clock(result.duration)}, {len(result.windows)} "
+                                f"windows of {result.window:g} s every {result.stride:g} s"))
     bar = Text()
     for i in range(width):
         t = (i + 0.5) * result.duration / width

@@ -76,7 +76,37 @@ class TrainConfig:
         if self.method not in METHOD_DEFAULTS:
             raise UsageError(f"unknown method '{self.method}' (choose from: {', '.join(METHOD_DEFAULTS)})")
         values = {k: v for k, v in METHOD_DEFAULTS[self.method].items() if getattr(self, k) is None}
-        return dataclasses.replace(self, **values)
+        resolved = dataclasses.replace(self, **values)
+        resolved.check()
+        return resolved
+
+    def check(self) -> None:
+        """Out-of-range values as one usage error each, before anything is built or read."""
+        ranges = [
+            ("epochs", self.epochs is None or self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size is None or self.batch_size >= 1, "at least 1"),
+            ("accumulate", self.accumulate >= 1, "at least 1"),
+            ("lr", self.lr is None or self.lr > 0, "positive"),
+            ("weight_decay", self.weight_decay is None or self.weight_decay >= 0, "0 or more"),
+            ("warmup_epochs", self.warmup_epochs is None or self.warmup_epochs >= 0, "0 or more"),
+            ("min_lr", self.min_lr >= 0, "0 or more"),
+            ("val_fraction", 0 <= self.val_fraction < 1, "at least 0 and below 1"),
+            ("shots", self.shots is None or self.shots >= 1, "at least 1 (leave it out to use every video)"),
+            ("cache_views", self.cache_views >= 1, "at least 1"),
+            ("split", self.split in (1, 2, 3), "1, 2 or 3"),
+            ("n_prefix", self.n_prefix >= 0, "0 or more"),
+            ("n_suffix", self.n_suffix >= 0, "0 or more"),
+            ("temporal_layers", self.temporal_layers >= 0, "0 or more"),
+            ("temporal_heads", self.temporal_heads >= 1, "at least 1"),
+            ("bottleneck_ratio", 0 < self.bottleneck_ratio <= 1, "above 0 and at most 1"),
+            ("joint_scale", self.joint_scale >= 0, "0 or more"),
+            ("drop_path", 0 <= self.drop_path < 1, "at least 0 and below 1"),
+        ]
+        for name, ok, expected in ranges:
+            if not ok:
+                raise UsageError(f"{name} must be {expected} (got {getattr(self, name)})")
+        if self.split != 1 and self.dataset not in ("ucf101", "hmdb51"):
+            raise UsageError(f"split {self.split} applies to --dataset ucf101 or hmdb51 only")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

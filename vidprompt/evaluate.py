@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from . import distributed
 from ._version import __version__
 from .errors import UsageError, VidpromptError
-from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
 from .locks import FileLock, claim
 from .methods.base import model_identity
 
@@ -569,10 +569,7 @@ def claim_out_dir(out_dir: str | Path | None) -> FileLock | None:
     """
     if out_dir is None or not distributed.is_main():
         return None
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir, "--out")
     return claim(out / LOCK_FILE, f"{out} is being written by another `vidprompt eval`")
 
 

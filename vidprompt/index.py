@@ -48,7 +48,7 @@ import torch
 
 from ._version import __version__
 from .errors import UsageError, VidpromptError, VideoError
-from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
 from .locks import FileLock, claim
 from .loader import VideoViews, iterate_views
 from .localize import SlidingWindows, check_window, probe_video
@@ -130,7 +130,7 @@ def _windows_setting(window: float | None, stride: float | None) -> dict | None:
             raise UsageError("--window-stride needs --window")
         return None
     stride = window if stride is None else stride
-    check_window(window, stride)
+    check_window(window, stride, "--window-stride")
     return {"window": float(window), "stride": float(stride)}
 
 
@@ -337,7 +337,7 @@ class IndexBuild:
         self.record = model_record(clf, checkpoint)
         self.identity = _build_identity(self.record, clf.view, self.windows)
         _check_folder(self.root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_folder(self.root, "index")
         self._lock = claim(self.root / BUILD_LOCK, f"{self.root} is being updated by another `vidprompt index`")
         try:
             self._plan(paths)
@@ -543,6 +543,9 @@ def _commit(root: Path, wanted: list[str], stats: dict, old_entries: dict, done:
                 window_rows += entry["windows"][1]
         entries.append(entry)
     report.videos = len(sources)
+    unreadable = {path for path, _ in report.failed}  # listed as failed, not as added or changed
+    report.added = [p for p in report.added if p not in unreadable]
+    report.changed = [p for p in report.changed if p not in unreadable]
     report.windows = window_rows
 
     names = {EMBEDDINGS: f".{EMBEDDINGS}.next", MANIFEST: f".{MANIFEST}.next", META: f".{META}.next"}
@@ -682,6 +685,12 @@ class VideoIndex:
         """The query model: by default the one that built the index (its checkpoint, or its backbone and
         templates); with ``model``/``pretrained``/``checkpoint`` that model, which must give the same video
         embeddings. Views are the index's."""
+        if model is not None and checkpoint is None:  # another backbone: say so before loading its weights
+            named = Path(model).stem if model.endswith(".json") else model.replace("/", "-")
+            if named != self.model["model"]:
+                raise UsageError(f"{self.root}: the index was built with {describe_model(self.model)}, not "
+                                 f"{model}; search with the index's own model (drop --model, --pretrained and "
+                                 "--checkpoint) or build an index with this one")
         clf, _ = classifier_for(self.model, self.view, model=model, pretrained=pretrained,
                                 checkpoint=checkpoint, templates=templates, device=device, precision=precision,
                                 batch_size=batch_size, num_workers=num_workers)

@@ -20,7 +20,7 @@ def _videos_in(folder: Path) -> list[str]:
 
 def _read_path_list(list_file: Path) -> list[str]:
     entries = []
-    for line in list_file.read_text("utf-8").splitlines():
+    for line in list_file.read_text("utf-8-sig").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

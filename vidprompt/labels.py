@@ -7,6 +7,7 @@ numbering of several datasets differs from Python's ``sorted`` order of their fo
 from __future__ import annotations
 
 import re
+import string
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -89,7 +90,7 @@ def read_labels_file(path: str | Path) -> list[str]:
     """One class per line; blank lines and ``#`` comments are skipped."""
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")  # Windows editors start files with a BOM
     except FileNotFoundError:
         raise UsageError(f"labels file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -142,9 +143,15 @@ def resolve_labels(
 
 
 def check_template(template: str) -> str:
-    """A prompt template must contain exactly one ``{}`` where the class name goes."""
-    if template.count("{}") != 1:
-        raise UsageError(f"template {template!r} must contain exactly one '{{}}' for the class name")
+    """A prompt template must contain exactly one ``{}`` where the class name goes (write other braces
+    as ``{{`` and ``}}``)."""
+    try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:
+        fields = None
+    if fields != [""]:
+        raise UsageError(f"template {template!r} must contain exactly one '{{}}' for the class name "
+                         "(other braces doubled: '{{' and '}}')")
     return template
 
 

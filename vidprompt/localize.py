@@ -50,11 +50,11 @@ class Window:
         return (self.start + self.end) / 2
 
 
-def check_window(window: float, stride: float) -> None:
+def check_window(window: float, stride: float, stride_option: str = "--stride") -> None:
     if not (window > 0 and math.isfinite(window)):
         raise UsageError(f"--window must be a positive number of seconds (got {window})")
     if not (stride > 0 and math.isfinite(stride)):
-        raise UsageError(f"--stride must be a positive number of seconds (got {stride})")
+        raise UsageError(f"{stride_option} must be a positive number of seconds (got {stride})")
 
 
 def window_spans(duration: float, window: float, stride: float) -> list[Window]:

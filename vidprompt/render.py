@@ -5,14 +5,24 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from .classifier import VideoResult
+if TYPE_CHECKING:
+    from .classifier import VideoResult
 
 FORMATS = ("table", "json", "csv")
+
+
+def results_console(stream: TextIO | None = None) -> Console:
+    """A console for results on stdout: names print exactly as written (no markup), and output sent to a file
+    or a pipe is not wrapped at 80 columns, so every path stays on one line."""
+    stream = stream or sys.stdout
+    width = None if stream.isatty() else 10_000
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, markup=False)
 
 
 def write_results(results: Sequence[VideoResult], fmt: str = "table", stream: TextIO | None = None) -> None:
@@ -38,7 +48,7 @@ def _write_csv(results: Sequence[VideoResult], stream: TextIO) -> None:
 
 
 def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=False)
+    console = results_console(stream)
     top_k = max((len(r.predictions) for r in results), default=1) or 1
     table = Table(show_header=True, header_style="bold", show_lines=top_k > 1)
     table.add_column("video", overflow="fold")
@@ -46,7 +56,7 @@ def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
         table.add_column(f"#{rank}", overflow="fold")
     for result in results:
         if result.error is not None:
-            table.add_row(result.video, f"[red]error: {result.error}[/red]", *[""] * (top_k - 1))
+            table.add_row(result.video, Text(f"error: {result.error}", style="red"), *[""] * (top_k - 1))
             continue
         cells = [f"{p.label}\n{p.score:.1%}" if top_k > 1 else f"{p.label} ({p.score:.1%})"
                  for p in result.predictions]

@@ -8,6 +8,7 @@ resumed with ``--resume`` ends with exactly the tensors of an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ from .backbone import build_backbone
 from .checkpoint import save_checkpoint
 from .config import TrainConfig, load_config, save_config
 from .errors import UsageError, VidpromptError
-from .fileio import atomic_write, atomic_write_text
+from .fileio import atomic_write, atomic_write_text, check_output_folder, make_folder
 from .locks import claim
 from .methods import build_method
 from .methods.base import VideoTextModel
@@ -35,6 +36,7 @@ from .video import ViewConfig
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
+RESUME_OVERRIDES = ("num_workers", "device")  # where a run executes, not what it computes
 RUN_LOCK = ".run.lock"  # held by the main process while it trains: two runs never write one folder
 
 
@@ -405,21 +407,31 @@ class Trainer:
         self.scheduler.step()
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train (or resume) a run in ``cfg.out``; returns a summary with the metrics history."""
-    out = Path(cfg.out)
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
+          overrides: dict | None = None) -> dict:
+    """Train (or resume) a run in ``cfg.out``; returns a summary with the metrics history.
+
+    A resumed run takes its saved config; ``overrides`` may change only where it runs
+    (:data:`RESUME_OVERRIDES`), e.g. more decoding workers on another machine.
+    """
+    out = check_output_folder(cfg.out, "--out")
     state = out / STATE_FILE
     if resume:
         if not (out / "config.yaml").is_file():
             raise UsageError(f"--resume {out}: no run here (config.yaml missing)")
         cfg = load_config(out / "config.yaml")
+        unknown = sorted(set(overrides or {}) - set(RESUME_OVERRIDES))
+        if unknown:
+            raise UsageError(f"a resumed run keeps its saved config; only {', '.join(RESUME_OVERRIDES)} may "
+                             f"change (not {', '.join(unknown)})")
+        cfg = dataclasses.replace(cfg, **(overrides or {}))
     elif state.exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
     trainer = Trainer(cfg, progress=progress)
     lock = None
     try:
         if distributed.is_main():
-            out.mkdir(parents=True, exist_ok=True)
+            make_folder(out, "--out")
             lock = claim(out / RUN_LOCK, f"{out} is being trained by another `vidprompt train-prompts`")
             save_config(trainer.cfg, out / "config.yaml")
         if resume and state.exists():

@@ -61,9 +61,10 @@ class VideoDataset:
         This is how base/novel (open-set) splits are made: train on one subset, evaluate on another, each
         with its own contiguous indices. The dataset's own spelling of each class is kept.
         """
-        names = check_labels(names, source="subset_classes")
+        names = check_labels(names, source="the class subset")
         matcher = LabelMatcher(self.classes, source=f"{self.name} classes")
-        old = matcher.require(names, where="subset_classes")
+        old = matcher.require(names, where="the class subset (--classes)",
+                              advice="Name only classes that the data has.")
         new_index = {old[name]: i for i, name in enumerate(names)}
         classes = [self.classes[old[name]] for name in names]
         samples = [replace(s, index=new_index[s.index]) for s in self.samples if s.index in new_index]

@@ -80,7 +80,8 @@ def _whitespace_rows(text: str, list_file: Path) -> list[Row]:
             continue
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or not _is_int(parts[1]):
-            raise UsageError(f"{list_file}:{line_no}: expected 'path label_index', got {line!r}")
+            raise UsageError(f"{list_file}:{line_no}: expected 'path label_index' (or a CSV of 'path,label' "
+                             f"for class names), got {line!r}")
         rows.append((line_no, parts[0], parts[1]))
     return rows
 
@@ -112,7 +113,7 @@ def _label_indices(rows: list[Row], label_list: Sequence[str] | None,
         numeric = [label for label in labels if _is_int(label)]
         if numeric:
             raise UsageError(f"{list_file}:{labels[numeric[0]]}: label {numeric[0]!r} is an index; give the "
-                             "label list it indexes into")
+                             "class list it points into (--labels-file or --label-set)")
         # Names that normalise alike are one class; classes sorted case-insensitively.
         by_key: dict[str, str] = {}
         for label in sorted(labels, key=lambda s: (s.casefold(), s)):

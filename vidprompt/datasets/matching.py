@@ -36,7 +36,8 @@ class LabelMatcher:
         """Index of ``name``; a :class:`UsageError` naming it (and close labels) when it is not there."""
         return self.require([name], where)[name]
 
-    def require(self, names: Iterable[str], where: str = "annotations") -> dict[str, int]:
+    def require(self, names: Iterable[str], where: str = "annotations",
+                advice: str = "Give a label list that contains every annotated class.") -> dict[str, int]:
         """Indices for all ``names`` at once, so one error lists every unknown class, not just the first."""
         found: dict[str, int] = {}
         unknown: list[str] = []
@@ -49,14 +50,14 @@ class LabelMatcher:
             else:
                 found[name] = i
         if unknown:
-            raise UsageError(self._unknown_message(unknown, where))
+            raise UsageError(self._unknown_message(unknown, where, advice))
         return found
 
     def close_labels(self, name: str, n: int = 3) -> list[str]:
         keys = difflib.get_close_matches(label_key(name), list(self._index), n=n, cutoff=0.6)
         return [self.labels[self._index[key]] for key in keys]
 
-    def _unknown_message(self, unknown: list[str], where: str) -> str:
+    def _unknown_message(self, unknown: list[str], where: str, advice: str) -> str:
         parts = []
         for name in unknown[:_MAX_NAMED]:
             close = self.close_labels(name)
@@ -65,4 +66,4 @@ class LabelMatcher:
         more = f" and {len(unknown) - _MAX_NAMED} more" if len(unknown) > _MAX_NAMED else ""
         noun = "class is" if len(unknown) == 1 else f"{len(unknown)} classes are"
         return (f"{where}: {noun} not in the {self.source} ({len(self.labels)} labels): "
-                f"{'; '.join(parts)}{more}. Give a label list that contains every annotated class.")
+                f"{'; '.join(parts)}{more}. {advice}")
