@@ -140,7 +140,7 @@ def test_mmaction_list_file(tmp_path):
     assert [(s.path.name, s.index, s.label) for s in ds.samples] == [
         ("a clip.mp4", 35, "hammer throw"), ("b.mp4", 34, "hammering")]
     assert ds.missing == ["videos/gone.mp4"]
-    with pytest.raises(UsageError, match="label list"):
+    with pytest.raises(UsageError, match="give the class list it points into"):
         load_list_file(listing)
     listing.write_text("videos/b.mp4 101\n")
     with pytest.raises(UsageError, match="outside the label list"):
@@ -171,7 +171,7 @@ def test_csv_list_file_with_quoted_names(tmp_path):
     no_index.write_text("".join(line + "\n" for line in listing.read_text().splitlines()[1:4]))
     ds = load_list_file(no_index, root=root)  # no header, no label list: classes from the names
     assert ds.classes == sorted(names, key=str.casefold)
-    with pytest.raises(UsageError, match="label list"):
+    with pytest.raises(UsageError, match="give the class list it points into"):
         load_list_file(listing, root=root)  # the integer label needs a list
 
 

@@ -273,7 +273,10 @@ def test_cli_train_kill_resume_classify_inspect(motion, tmp_path):
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    resumed = run("train-prompts", "--resume", tmp_path / "killed", "-q", env=env)
+    refused = run("train-prompts", "--resume", tmp_path / "killed", "--lr", "1", "-q", env=env)
+    assert refused.returncode == 2 and "continues a run with its saved config; drop --lr" in refused.stderr
+    # where it runs may change on resume (--num-workers, --device), what it computes may not
+    resumed = run("train-prompts", "--resume", tmp_path / "killed", "--num-workers", "0", "-q", env=env)
     assert resumed.returncode == 0, resumed.stderr
     _, a = read_checkpoint(tmp_path / "straight" / "last.safetensors")
     _, b = read_checkpoint(tmp_path / "killed" / "last.safetensors")
