@@ -186,6 +186,11 @@ class SlidingWindows:
         except VideoError as exc:
             raise VideoError(f"{self.path}: {exc}") from None
         self.windows = window_spans(self.timing.duration, self.window, self.stride)
+        frame = 1.0 / self.timing.fps
+        if self.stride < frame and len(self.windows) > 1:
+            log.warning("warning: --stride %g s is shorter than one frame of %s (%.3g s): neighbouring windows "
+                        "see the same frames, and %d windows cost that many model passes",
+                        self.stride, self.path, frame, len(self.windows))
 
     @property
     def duration(self) -> float:
