@@ -232,6 +232,18 @@ def test_kinetics_prefers_exact_clip_name(tmp_path):
     assert sample.path.name == "AbCdEfGhIjK_000030_000040.mp4"
 
 
+def test_kinetics_other_clip_of_the_same_video_is_not_taken_for_a_missing_one(tmp_path):
+    root = tmp_path / "clips"
+    touch(root / "AbCdEfGhIjK_000030_000040.mp4")
+    touch(root / "OnlyIdName1.mp4")  # a copy that names clips by id alone
+    annotations = write_kinetics_csv(tmp_path / "v.csv", [
+        ("zumba", "AbCdEfGhIjK", 30, 40, "val"), ("zumba", "AbCdEfGhIjK", 50, 60, "val"),
+        ("yoga", "OnlyIdName1", 0, 10, "val")])
+    ds = load_kinetics(annotations, root, label_list=K400)
+    assert sorted(s.path.name for s in ds.samples) == ["AbCdEfGhIjK_000030_000040.mp4", "OnlyIdName1.mp4"]
+    assert ds.missing == ["AbCdEfGhIjK_000050_000060"]  # counted, not scored twice from the 30-40 clip
+
+
 def test_kinetics_errors(tmp_path):
     root = kinetics_root(tmp_path)
     no_label = write_kinetics_csv(tmp_path / "test.csv", [("AbCdEfGhIjK", 0, 10, "test")],

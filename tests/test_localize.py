@@ -26,7 +26,9 @@ def noisy_colour(rgb, n, rng):
 
 def test_windows_fit_in_the_video():
     assert window_spans(10.0, 2.0, 1.0) == [Window(k, k + 2.0) for k in range(9)]
-    assert window_spans(10.5, 2.0, 1.0)[-1] == Window(8.0, 10.0)
+    assert window_spans(10.5, 2.0, 1.0)[-2:] == [Window(8.0, 10.0), Window(8.5, 10.5)]  # the end is seen
+    assert window_spans(7.9, 4.0, 4.0) == [Window(0.0, 4.0), Window(7.9 - 4.0, 7.9)]
+    assert window_spans(9.0, 1.0, 5.0) == [Window(0.0, 1.0), Window(5.0, 6.0), Window(8.0, 9.0)]
     assert window_spans(1.5, 2.0, 1.0) == [Window(0.0, 1.5)]
     assert len(window_spans(600.0, 2.0, 0.5)) == 1197
     with pytest.raises(UsageError, match="--window"):
@@ -92,7 +94,8 @@ def test_localize_recovers_the_segments_of_a_long_video(trained):
     result = localize(clf, video, window=2.0, stride=1.0)
     assert result.labels == ["blue", "green", "red"]  # the checkpoint's classes by default
     assert result.duration == pytest.approx(19.5) and result.fps == pytest.approx(FPS)
-    assert len(result.windows) == 18 and result.probabilities.shape == (18, 3) and result.failed_windows == 0
+    assert len(result.windows) == 19 and result.probabilities.shape == (19, 3) and result.failed_windows == 0
+    assert result.windows[-1].end == pytest.approx(19.5)  # the last half second is looked at too
     check_segments(result, stride=1.0)
     assert all(s.score > 0.6 for s in result.segments)
 
@@ -103,7 +106,7 @@ def test_a_stride_below_one_frame_is_warned_about(trained, caplog):
     checkpoint, video = trained
     clf = load_classifier(checkpoint=str(checkpoint), device="cpu", num_workers=0)
     with caplog.at_level("WARNING", logger="vidprompt"):
-        assert len(SlidingWindows(clf, video, window=2.0, stride=1.0)) == 18
+        assert len(SlidingWindows(clf, video, window=2.0, stride=1.0)) == 19
         assert not caplog.records
         windows = SlidingWindows(clf, video, window=2.0, stride=0.01)
     assert len(windows) > 1000 and "shorter than one frame" in caplog.text
@@ -126,6 +129,11 @@ def test_windows_decode_only_their_frames_and_workers_keep_time_order(trained, m
     parallel = localize(VideoClassifier(clf.model, clf.view, device="cpu", num_workers=2, batch_size=2,
                                         default_labels=clf.default_labels), video, window=1.5, stride=0.5)
     assert np.array_equal(parallel.probabilities, serial.probabilities)
+    from vidprompt.localize import SlidingWindows
+
+    two_workers = VideoClassifier(clf.model, clf.view, device="cpu", num_workers=2, batch_size=2)
+    order = [index for index, _, _ in SlidingWindows(two_workers, video, 1.5, 0.5).embeddings()]
+    assert order == list(range(37))  # workers hand their windows back in time order
     assert [s.to_dict() for s in parallel.segments] == [s.to_dict() for s in serial.segments]
 
 
@@ -140,7 +148,7 @@ def test_cli_localize_json_and_plot(trained, tmp_path, monkeypatch):
     assert code == 0, stderr
     data = json.loads(stdout)
     assert [s["label"] for s in data["segments"]] == truth()[0]
-    assert len(data["windows"]) == 18 and len(data["windows"][0]["scores"]) == 3
+    assert len(data["windows"]) == 19 and len(data["windows"][0]["scores"]) == 3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     code, stdout, stderr = cli("localize", video, "--checkpoint", checkpoint, "--labels", "red,blue,green,purple",

@@ -21,6 +21,21 @@ def test_matches_open_clip_eval_transform(tiny_backbone, hw):
     assert (ours - reference).abs().mean() < 2e-3
 
 
+@pytest.mark.parametrize("hw", [(48, 80), (80, 48), (60, 60)])
+def test_non_square_model_input_matches_open_clip(tiny_backbone, hw):
+    """A model with a non-square input (here 24 x 40) is resized to cover it keeping the aspect ratio, then
+    centre-cropped, as open_clip does; never padded."""
+    cfg = {**tiny_backbone.preprocess_cfg, "size": (24, 40)}
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(*hw, 3), dtype=np.uint8)
+    reference = open_clip.image_transform((24, 40), is_train=False, mean=cfg["mean"], std=cfg["std"])(
+        Image.fromarray(image))
+    pre = FramePreprocessor(cfg)
+    ours = pre.normalize(pre(image[None]))[0, 0]
+    assert ours.shape == reference.shape == (3, 24, 40)
+    assert (ours - reference).abs().max() <= 1.01 / 255 / min(pre.std)
+
+
 def test_three_crops_cover_both_ends_and_centre():
     cfg = {"size": 4, "mean": (0, 0, 0), "std": (1, 1, 1), "interpolation": "nearest"}
     frame = np.zeros((1, 4, 12, 3), np.uint8)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import zlib
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .errors import VideoError
 from .transforms import FramePreprocessor
@@ -62,6 +62,10 @@ def _unchanged(item: VideoItem) -> VideoItem:
     return item  # not torch's default_convert: items are already tensors, and some are errors
 
 
+def _as_list(items: list[VideoItem]) -> list[VideoItem]:
+    return items
+
+
 def default_num_workers() -> int:
     """One decoding worker per core, up to 8: decoding, not the model, limits throughput on a GPU."""
     return min(8, os.cpu_count() or 1)
@@ -73,20 +77,33 @@ def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = N
 
     Workers decode one video each and the batches are assembled here. With whole batches per worker, a
     batch of 16 videos waited on one worker decoding all 16 in turn while the GPU and the other workers
-    sat idle.
+    sat idle. An ``IterableDataset`` (the windows of one video) deals whole batches to its workers itself,
+    and gets them back whole and in order.
     """
     workers = default_num_workers() if num_workers is None else num_workers
     workers = min(workers, len(dataset))
-    # Enough videos in flight to keep two batches ahead of the model.
-    prefetch = max(2, -(-2 * batch_size // workers)) if workers > 0 else None
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                        collate_fn=_unchanged, prefetch_factor=prefetch, persistent_workers=False)
+    if isinstance(dataset, IterableDataset):
+        batches = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_as_list,
+                             prefetch_factor=2 if workers > 0 else None)
+    else:
+        # Enough videos in flight to keep two batches ahead of the model.
+        prefetch = max(2, -(-2 * batch_size // workers)) if workers > 0 else None
+        items = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
+                           collate_fn=_unchanged, prefetch_factor=prefetch, persistent_workers=False)
+        batches = _grouped(items, batch_size)
+    for batch in batches:
+        if pin_memory:
+            for item in batch:
+                if item.frames is not None:
+                    item.frames = item.frames.pin_memory()
+        yield batch
+
+
+def _grouped(items: Iterable[VideoItem], size: int) -> Iterator[list[VideoItem]]:
     batch: list[VideoItem] = []
-    for item in loader:
-        if pin_memory and item.frames is not None:
-            item.frames = item.frames.pin_memory()
+    for item in items:
         batch.append(item)
-        if len(batch) == batch_size:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:

@@ -58,13 +58,17 @@ def check_window(window: float, stride: float, stride_option: str = "--stride") 
 
 
 def window_spans(duration: float, window: float, stride: float) -> list[Window]:
-    """Windows ``[k * stride, k * stride + window]`` that fit in ``duration`` seconds; a video shorter than
-    one window is a single window over all of it."""
+    """Windows ``[k * stride, k * stride + window]`` that fit in ``duration`` seconds, and one more ending at
+    ``duration`` if they stop short of it, so the end of the video is seen too; a video shorter than one
+    window is a single window over all of it."""
     check_window(window, stride)
     if duration <= window:
         return [Window(0.0, float(duration))]
     count = int(math.floor((duration - window) / stride + 1e-9)) + 1
-    return [Window(k * stride, k * stride + window) for k in range(count)]
+    spans = [Window(k * stride, k * stride + window) for k in range(count)]
+    if duration - spans[-1].end > 1e-6:
+        spans.append(Window(float(duration) - window, float(duration)))
+    return spans
 
 
 def window_frames(win: Window, fps: float, num_frames: int) -> tuple[int, int]:

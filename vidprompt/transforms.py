@@ -52,8 +52,13 @@ class FramePreprocessor:
         x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).contiguous()
         if self.resize_mode == "squash":
             x = TF.resize(x, [self.height, self.width], interpolation=self.interpolation, antialias=True)
-        else:
-            x = TF.resize(x, min(self.height, self.width), interpolation=self.interpolation, antialias=True)
+        elif self.height == self.width:
+            x = TF.resize(x, self.height, interpolation=self.interpolation, antialias=True)
+        else:  # cover the non-square target keeping the aspect ratio, as open_clip's ResizeKeepRatio does
+            h, w = x.shape[-2:]
+            ratio = min(h / self.height, w / self.width)
+            x = TF.resize(x, [round(h / ratio), round(w / ratio)], interpolation=self.interpolation,
+                          antialias=True)
         views = [TF.crop(x, top, left, self.height, self.width) for top, left in self._crop_origins(x.shape[-2:])]
         out = torch.stack(views)
         return out.reshape(self.crops, *lead, 3, self.height, self.width)

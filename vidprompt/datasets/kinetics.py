@@ -10,6 +10,7 @@ are listed in ``missing`` rather than failing the run.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -49,25 +50,29 @@ def load_kinetics(annotations: str | Path, root: str | Path, label_list: Sequenc
     index_of = matcher.require((row[1] for row in rows), where=str(csv_path))
 
     videos = index_videos(root, key=lambda p: p.stem[:YOUTUBE_ID_LENGTH])
+    rows_per_id = Counter(row[2] for row in rows)
     samples: list[VideoSample] = []
     missing: list[str] = []
     for _, label, youtube_id, start, end in rows:
         stem = clip_stem(youtube_id, start, end)
-        candidates = videos.get(youtube_id)
-        if not candidates:
+        path = _pick(videos.get(youtube_id, []), stem, label, only_clip_of_its_id=rows_per_id[youtube_id] == 1)
+        if path is None:
             missing.append(stem)
             continue
         index = index_of[label]
-        path = _pick(candidates, stem, label)
         samples.append(VideoSample(path=path, label=matcher.labels[index], index=index))
     return make_dataset(name, matcher.labels, samples, missing, source=str(csv_path))
 
 
-def _pick(candidates: list[Path], stem: str, label: str) -> Path:
-    """One file for a clip: the exact ``{id}_{start}_{end}`` name first, then one in the class's folder."""
+def _pick(candidates: list[Path], stem: str, label: str, only_clip_of_its_id: bool) -> Path | None:
+    """One file for a clip: the exact ``{id}_{start}_{end}`` name; else, when the CSV has no other clip of
+    this YouTube id (so the file cannot be another clip of it), a file named otherwise (``{id}.mp4``), the
+    one in the class's folder first."""
     exact = [p for p in candidates if p.stem == stem]
     if exact:
         return exact[0]
+    if not candidates or not only_clip_of_its_id:
+        return None
     in_class = [p for p in candidates if label_key(p.parent.name) == label_key(label)]
     return (in_class or candidates)[0]
 
