@@ -82,7 +82,13 @@ def _register_model(model: str) -> tuple[str, str | None]:
     return name, None
 
 
-def _readable_config(path: Path) -> dict | None:
+def is_random_weights(pretrained: str | None) -> bool:
+    """``pretrained`` asks for the fixed-seed random weights (``none``, empty or ``None``)."""
+    return pretrained in (None, "", RANDOM_WEIGHTS)
+
+
+def read_model_config(path: Path) -> dict | None:
+    """An open_clip config file's JSON object, or ``None`` if it is unreadable or not an object."""
     try:
         cfg = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
@@ -100,7 +106,7 @@ def _register_config_file(path: Path) -> None:
     import open_clip
     from open_clip import factory
 
-    cfg = _readable_config(path)
+    cfg = read_model_config(path)
     if cfg is None:
         raise UsageError(f"cannot read model config {path}: not a JSON object")
     if not all(key in cfg for key in ("embed_dim", "vision_cfg", "text_cfg")):
@@ -108,7 +114,7 @@ def _register_config_file(path: Path) -> None:
     resolved = path.resolve()
     factory._MODEL_CONFIG_PATHS[:] = [
         p for p in factory._MODEL_CONFIG_PATHS
-        if Path(p).is_dir() or (Path(p).resolve() != resolved and _readable_config(Path(p)) is not None)]
+        if Path(p).is_dir() or (Path(p).resolve() != resolved and read_model_config(Path(p)) is not None)]
     open_clip.add_model_config(resolved)
 
 
@@ -216,7 +222,7 @@ def build_backbone(
     import open_clip
 
     name, config_path = _register_model(model)
-    pretrained = RANDOM_WEIGHTS if pretrained in (None, "", RANDOM_WEIGHTS) else str(pretrained)
+    pretrained = RANDOM_WEIGHTS if is_random_weights(pretrained) else str(pretrained)
     kwargs: dict[str, Any] = {}
     tag_cfg: dict = {}
     if pretrained == RANDOM_WEIGHTS:
@@ -267,7 +273,7 @@ def build_backbone(
     config_tag = ""
     if config_path is not None:
         # the content, not the bytes: a checkpoint's copy of the config, written anew, is the same model
-        canonical = json.dumps(_readable_config(Path(config_path)), sort_keys=True)
+        canonical = json.dumps(read_model_config(Path(config_path)), sort_keys=True)
         config_tag = ":" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
     from open_clip.transformer import QuickGELU
 

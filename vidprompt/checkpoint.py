@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ._version import __version__
-from .backbone import RANDOM_WEIGHTS, Backbone, build_backbone
+from .backbone import Backbone, build_backbone, is_random_weights, read_model_config
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
 from .methods import build_method
@@ -48,8 +48,8 @@ class CheckpointInfo:
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.method, "model": self.model, "pretrained": self.pretrained,
-                "quick_gelu": self.quick_gelu, "hparams": self.hparams, "view": self.view.to_dict(), "classes": self.classes,
-                "format_version": self.format_version, "vidprompt_version": self.vidprompt_version,
+                "quick_gelu": self.quick_gelu, "hparams": self.hparams, "view": self.view.to_dict(),
+                "classes": self.classes, "format_version": self.format_version, "vidprompt_version": self.vidprompt_version,
                 **self.extra}
 
 
@@ -140,32 +140,21 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
     if model is not None and model.replace("/", "-") != info.model and Path(model).stem != info.model:
         raise UsageError(f"the checkpoint was trained on {info.model}; --model {model} does not match")
     weights = pretrained if pretrained is not None else info.pretrained
-    if _random(weights) != _random(info.pretrained):
+    if is_random_weights(weights) != is_random_weights(info.pretrained):
         raise UsageError(f"the checkpoint was trained on {info.model} with weights '{info.pretrained}'; "
                          f"--pretrained {weights} is not those weights")
     if info.model_config is not None:
         source = model if model is not None and Path(model).is_file() else None
-        if source is not None and _read_json(Path(source)) != info.model_config:
+        if source is not None and read_model_config(Path(source)) != info.model_config:
             raise UsageError(f"--model {model}: this config differs from the {info.model} config the "
                              "checkpoint was trained on (leave --model out to use the checkpoint's own)")
         if source is None:  # rebuild the config JSON the checkpoint carries, under its own name
             config_path = cache_dir() / "model_configs" / f"{info.model}.json"
-            if not config_path.is_file() or _read_json(config_path) != info.model_config:
+            if read_model_config(config_path) != info.model_config:  # missing, stale or damaged
                 atomic_write_json(config_path, info.model_config)
             source = str(config_path)
         return build_backbone(source, weights, quick_gelu=info.quick_gelu)
     return build_backbone(info.model, weights, quick_gelu=info.quick_gelu)
-
-
-def _random(weights: str | None) -> bool:
-    return weights in (None, "", RANDOM_WEIGHTS)
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: str | None = None,

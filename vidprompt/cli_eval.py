@@ -120,10 +120,10 @@ def eval_command(
         import torch
 
         from .evaluate import EvalRun, claim_out_dir, report_json
-
-        lock = claim_out_dir(out)  # before the model loads: a busy folder is refused at once
         from .progress import progress_bar
         from .runtime import precision_name
+
+        lock = claim_out_dir(out)  # before the model loads: a busy folder is refused at once
 
         torch.manual_seed(seed)
         clf = _load(checkpoint, model, pretrained, templates, given, preset_views, target, precision,
@@ -235,8 +235,9 @@ def _pct(value: Optional[float]) -> str:
 
 def render_summary(report: dict, stream: Optional[TextIO] = None, max_rows: int = 10) -> None:
     """The report as rich tables on ``stream`` (stdout): headline metrics, classes, top confusions."""
-    from .render import results_console
     from rich.table import Table
+
+    from .render import results_console
 
     console = results_console(stream)
     counts, metrics = report["counts"], report["metrics"]

@@ -263,8 +263,9 @@ def _clock(seconds: Optional[float]) -> str:
 
 
 def render_hits(hits, title: str, stream: Optional[TextIO] = None) -> None:
-    from .render import results_console
     from rich.table import Table
+
+    from .render import results_console
 
     console = results_console(stream)
     if not hits:
@@ -286,9 +287,10 @@ _COLOURS = ("red", "green", "blue", "magenta", "cyan", "yellow", "bright_red", "
 
 def render_timeline(result, stream: Optional[TextIO] = None, width: int = 72) -> None:
     """A coloured bar (one character per ``duration / width`` seconds), a legend and the segment table."""
-    from .render import results_console
     from rich.table import Table
     from rich.text import Text
+
+    from .render import results_console
 
     console = results_console(stream)
     colour = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(result.labels)}
