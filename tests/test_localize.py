@@ -114,11 +114,11 @@ def test_a_stride_below_one_frame_is_warned_about(trained, caplog):
 
 def test_windows_decode_only_their_frames_and_workers_keep_time_order(trained, monkeypatch):
     checkpoint, video = trained
-    import vidprompt.localize as loc
+    from vidprompt.video.reader import VideoReader
 
     calls = []
-    real = loc.read_frames
-    monkeypatch.setattr(loc, "read_frames", lambda reader, idx: calls.append(idx.copy()) or real(reader, idx))
+    real = VideoReader.decode
+    monkeypatch.setattr(VideoReader, "decode", lambda reader, idx: calls.append(idx.copy()) or real(reader, idx))
     clf = load_classifier(checkpoint=str(checkpoint), device="cpu", num_workers=0, batch_size=2)
     serial = localize(clf, video, window=1.5, stride=0.5)
     assert len(calls) == len(serial.windows) == 37

@@ -60,7 +60,7 @@ def test_view_config_validation():
 
 @pytest.mark.parametrize("name", ["index_mp4", "index_mkv", "index_avi", "index_webm", "index_mov"])
 def test_decodes_the_sampled_frames_in_rgb(videos, name):
-    frames = load_clip_frames(videos[name], ViewConfig(frames=8))
+    frames = load_clip_frames(videos[name], ViewConfig(frames=8)).frames.numpy()
     assert frames.shape == (1, 8, 48, 64, 3) and frames.dtype == np.uint8
     assert [decoded_frame_index(f) for f in frames[0]] == [2, 7, 12, 17, 22, 27, 32, 37]
     r, g, b = frames[0, 0].reshape(-1, 3).mean(0)
@@ -68,11 +68,11 @@ def test_decodes_the_sampled_frames_in_rgb(videos, name):
 
 
 def test_odd_sizes_short_and_long_clips(videos):
-    assert load_clip_frames(videos["odd_size"], ViewConfig(frames=4)).shape == (1, 4, 38, 66, 3)
-    assert load_clip_frames(videos["portrait"], ViewConfig(frames=4)).shape == (1, 4, 96, 40, 3)
-    short = load_clip_frames(videos["short"], ViewConfig(frames=8))
+    assert load_clip_frames(videos["odd_size"], ViewConfig(frames=4)).frames.shape == (1, 4, 38, 66, 3)
+    assert load_clip_frames(videos["portrait"], ViewConfig(frames=4)).frames.shape == (1, 4, 96, 40, 3)
+    short = load_clip_frames(videos["short"], ViewConfig(frames=8)).frames.numpy()
     assert [decoded_frame_index(f) for f in short[0]] == [0] * 4 + [1] * 4
-    long = load_clip_frames(videos["long"], ViewConfig(frames=8, sampling="dense", stride=4, clips=2))
+    long = load_clip_frames(videos["long"], ViewConfig(frames=8, sampling="dense", stride=4, clips=2)).frames
     assert long.shape == (2, 8, 32, 32, 3)
 
 

@@ -22,7 +22,7 @@ from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
 from .text_cache import TextEmbeddingCache
 from .transforms import FramePreprocessor
-from .video import ViewConfig
+from .video import ViewConfig, resolve_decoder
 
 
 @dataclass
@@ -56,13 +56,15 @@ class VideoClassifier:
 
     def __init__(self, model: VideoTextModel, view: ViewConfig | None = None, *, device: str = "auto",
                  precision: str = "auto", batch_size: int = 4, num_workers: int | None = None,
-                 default_labels: Sequence[str] | None = None, text_cache: TextEmbeddingCache | None = None):
+                 default_labels: Sequence[str] | None = None, text_cache: TextEmbeddingCache | None = None,
+                 decoder: str = "auto"):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
         if num_workers is not None and num_workers < 0:
             raise UsageError(f"--num-workers must be 0 or more (got {num_workers})")
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
+        self.decoder = resolve_decoder(decoder, self.device)
         self.model = model.to(self.device).eval()
         self.view = view or ViewConfig()
         self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=self.view.crops)
@@ -97,7 +99,7 @@ class VideoClassifier:
     def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
                          ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
         """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
-        dataset = VideoViews(paths, self.view, self.preprocessor)
+        dataset = VideoViews(paths, self.view, self.preprocessor, decoder=self.decoder)
         for batch in iterate_views(dataset, self.batch_size, self.num_workers,
                                    pin_memory=self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
@@ -153,16 +155,18 @@ class VideoClassifier:
 def load_classifier(model: str | None = None, pretrained: str | None = None, *, checkpoint: str | None = None,
                     templates: Sequence[str] | None = None, view: ViewConfig | None = None,
                     device: str = "auto", precision: str = "auto", batch_size: int = 4,
-                    num_workers: int | None = None) -> VideoClassifier:
+                    num_workers: int | None = None, decoder: str = "auto") -> VideoClassifier:
     """A ready classifier, from a checkpoint or from an open_clip model for zero-shot.
 
     Zero-shot: ``model`` (name or config JSON, default ViT-B-16) + ``pretrained`` (tag, weights file or
     ``none``, default openai) + optional ``templates``. Checkpoint: the method, backbone, frames and training
     classes come from the file (``view`` overrides its frames; ``pretrained`` may point at the same weights
-    elsewhere). The checkpoint's classes become the default labels.
+    elsewhere). The checkpoint's classes become the default labels. ``decoder``: ``auto``, ``pyav``,
+    ``decord`` or ``torchcodec`` (see :mod:`vidprompt.video`).
     """
     target = resolve_device(device)
     resolve_precision(precision, target)  # bad option values fail before minutes of model loading
+    resolve_decoder(decoder, target)
     if checkpoint is not None:
         from .checkpoint import load_checkpoint
 
@@ -170,10 +174,11 @@ def load_classifier(model: str | None = None, pretrained: str | None = None, *, 
             raise UsageError("--template applies to zero-shot; a checkpoint brings its own text side")
         method, info = load_checkpoint(checkpoint, model=model, pretrained=pretrained)
         return VideoClassifier(method, view or info.view, device=target, precision=precision,
-                               batch_size=batch_size, num_workers=num_workers, default_labels=info.classes)
+                               batch_size=batch_size, num_workers=num_workers, default_labels=info.classes,
+                               decoder=decoder)
     from .methods.zeroshot import ZeroShotCLIP
 
     backbone = build_backbone(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED)
     method = ZeroShotCLIP(backbone, templates or DEFAULT_TEMPLATES)
     return VideoClassifier(method, view, device=target, precision=precision, batch_size=batch_size,
-                           num_workers=num_workers)
+                           num_workers=num_workers, decoder=decoder)

@@ -1,6 +1,6 @@
 """The ``vidprompt`` command: parse, call the Python API, render. Nothing else lives here.
 
-Heavy imports (torch, open_clip, decord) happen inside commands, so ``--help`` and ``--version`` stay fast.
+Heavy imports (torch, open_clip, video decoders) happen inside commands, so ``--help`` and ``--version`` stay fast.
 """
 
 from __future__ import annotations
@@ -69,6 +69,9 @@ PrecisionOpt = typer.Option("auto", "--precision", help="auto (fp16 on GPU, fp32
 BatchOpt = typer.Option(4, "--batch-size", "-b", help="Videos per forward pass.")
 WorkersOpt = typer.Option(None, "--num-workers", "-j",
                           help="Decoding worker processes (default: min(8, CPUs); 0 decodes in-process).")
+DecoderOpt = typer.Option("auto", "--decoder",
+                          help="Video decoder: auto (the fastest installed for the device; a file it cannot read "
+                               "goes to the next), pyav, decord or torchcodec.")
 SeedOpt = typer.Option(0, "--seed", help="Seed for every random choice.")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
@@ -114,6 +117,7 @@ def classify(
     precision: str = PrecisionOpt,
     batch_size: int = BatchOpt,
     num_workers: Optional[int] = WorkersOpt,
+    decoder: str = DecoderOpt,
     seed: int = SeedOpt,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON array on stdout."),
     csv_out: bool = typer.Option(False, "--csv", help="Print CSV (video,rank,label,score,error) on stdout."),
@@ -148,7 +152,8 @@ def classify(
 
     torch.manual_seed(seed)
     clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
-                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers)
+                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
+                          decoder=decoder)
     with progress_bar(len(paths), "classifying", enabled=not quiet) as advance:
         results = clf.classify(paths, label_list, top_k=top_k, progress=advance)
     for result in results:
@@ -202,6 +207,8 @@ def train_prompts(
     precision: Optional[str] = typer.Option(None, "--precision", show_default="auto",
                                             help="auto, fp32, fp16, bf16."),
     num_workers: Optional[int] = WorkersOpt,
+    decoder: Optional[str] = typer.Option(None, "--decoder", show_default="auto",
+                                          help="Video decoder: auto, pyav, decord or torchcodec."),
     seed: Optional[int] = typer.Option(None, "--seed", show_default="0", help="Seed for every random choice."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", show_default="runs/vidprompt", help="Run folder."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder."),
@@ -215,7 +222,7 @@ def train_prompts(
                  stride=stride, cache_views=cache_views, adapter_positions=adapter_positions,
                  grad_checkpointing=grad_checkpointing, accumulate=accumulate, epochs=epochs,
                  batch_size=batch_size, lr=lr, device=device, precision=precision, num_workers=num_workers,
-                 seed=seed, out=out)
+                 decoder=decoder, seed=seed, out=out)
     from .config import load_config
     from .train import train
 

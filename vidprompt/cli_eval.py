@@ -16,6 +16,7 @@ import typer
 
 from .cli import (BatchOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt, LabelsOpt,
                   ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt, WorkersOpt,
+                  DecoderOpt,
                   _warn_random_weights)
 from .errors import UsageError, VidpromptError
 
@@ -69,6 +70,7 @@ def eval_command(
     precision: str = PrecisionOpt,
     batch_size: int = BatchOpt,
     num_workers: Optional[int] = WorkersOpt,
+    decoder: str = DecoderOpt,
     seed: int = SeedOpt,
     out: Optional[Path] = typer.Option(
         None, "--out", "-o", help="Folder for report.json, per_class.csv, predictions.jsonl and plots. A rerun "
@@ -127,7 +129,7 @@ def eval_command(
 
         torch.manual_seed(seed)
         clf = _load(checkpoint, model, pretrained, templates, given, preset_views, target, precision,
-                    batch_size, num_workers)
+                    batch_size, num_workers, decoder)
         _warn_random_weights(clf.model.backbone.pretrained)
         config = {
             "dataset": {"preset": dataset, "root": _abs(root), "annotations": _abs(annotations),
@@ -142,6 +144,7 @@ def eval_command(
             "device": clf.device.type if distributed.launched() else str(clf.device),
             "precision": precision_name(clf.autocast_dtype),
             "batch_size": batch_size, "num_workers": num_workers, "seed": seed,
+            "decoder": decoder,  # not part of the run's identity: every decoder gives the same frames
         }
         run = EvalRun(clf, data_set, out, config)
         pending = len(run.pending)
@@ -200,7 +203,7 @@ def _abs(path: Optional[Path]) -> Optional[str]:
 
 
 def _load(checkpoint, model, pretrained, templates, given, preset_views, device, precision, batch_size,
-          num_workers):
+          num_workers, decoder):
     """The classifier with its views resolved: what was given, else (frames, sampling, stride) the
     checkpoint's training frames, else the preset's views, else the defaults."""
     import inspect
@@ -210,7 +213,8 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
     from .video import ViewConfig
 
     base = preset_views.to_dict() if preset_views is not None else ViewConfig().to_dict()
-    common = dict(device=device, precision=precision, batch_size=batch_size, num_workers=num_workers)
+    common = dict(device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
+                  decoder=decoder)
     if checkpoint is None:
         view = ViewConfig(**{**base, **given})
         return load_classifier(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED, templates=templates,
@@ -224,7 +228,8 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
     if view == clf.view:
         return clf
     return VideoClassifier(clf.model, view, device=clf.device, precision=precision, batch_size=batch_size,
-                           num_workers=num_workers, default_labels=clf.default_labels, text_cache=clf.text_cache)
+                           num_workers=num_workers, default_labels=clf.default_labels, text_cache=clf.text_cache,
+                           decoder=decoder)
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

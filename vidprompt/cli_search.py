@@ -17,7 +17,7 @@ import typer
 
 from .cli import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt,
                   LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt,
-                  WorkersOpt, _view, _warn_random_weights)
+                  WorkersOpt, DecoderOpt, _view, _warn_random_weights)
 from .errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
@@ -43,7 +43,11 @@ def _check_inputs(inputs: List[str]) -> None:
     from the index: refuse it."""
     import glob
 
+    from .video import is_url
+
     for item in inputs:
+        if is_url(item):  # checked when it is read; a dead URL is reported like a broken file
+            continue
         path = os.path.expanduser(item)
         is_glob = bool(set("*?[") & set(item))
         if os.path.exists(path) or (is_glob and glob.glob(path, recursive=True)):
@@ -76,6 +80,7 @@ def index_command(
     precision: str = PrecisionOpt,
     batch_size: int = BatchOpt,
     num_workers: Optional[int] = WorkersOpt,
+    decoder: str = DecoderOpt,
     seed: int = SeedOpt,
     json_out: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any video could not be read."),
@@ -118,7 +123,7 @@ def index_command(
     clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=model,
                                           pretrained=pretrained, checkpoint=checkpoint, templates=templates,
                                           device=device, precision=precision, batch_size=batch_size,
-                                          num_workers=num_workers)
+                                          num_workers=num_workers, decoder=decoder)
     _warn_random_weights(clf.model.backbone.pretrained)
     build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
                        checkpoint=used_checkpoint)
@@ -146,7 +151,8 @@ def index_command(
 def search_command(
     index: Path = typer.Argument(..., help="An index folder made by `vidprompt index`."),
     query: Optional[str] = typer.Argument(None, help='What happens in the clip, e.g. "someone flipping a pancake".'),
-    like: Optional[Path] = typer.Option(None, "--like", help="Query by example: clips like this video."),
+    like: Optional[str] = typer.Option(None, "--like", help="Query by example: clips like this video (a file "
+                                                            "or an http(s) URL)."),
     top_k: int = typer.Option(10, "--top-k", "-k", help="How many results."),
     whole_clips: bool = typer.Option(False, "--whole-clips",
                                      help="Rank whole clips even when the index has windows."),
@@ -156,6 +162,7 @@ def search_command(
     template: Optional[List[str]] = TemplateOpt,
     device: str = DeviceOpt,
     precision: str = PrecisionOpt,
+    decoder: str = DecoderOpt,
     json_out: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
 ) -> None:
     """Find the clips (or moments) of an index that match a text query or an example video."""
@@ -163,15 +170,18 @@ def search_command(
         raise UsageError('give a text query or --like VIDEO, e.g. vidprompt search INDEX "a dog catching a ball"')
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1 (got {top_k})")
-    if like is not None and not like.is_file():
-        raise UsageError(f"--like: file not found: {like}")
+    if like is not None:
+        from .video import is_url
+
+        if not is_url(like) and not Path(like).is_file():
+            raise UsageError(f"--like: file not found: {like}")
 
     from .index import VideoIndex
 
     idx = VideoIndex(index)
     _warn_random_weights(pretrained)
     clf = idx.classifier(model=model, pretrained=pretrained, checkpoint=checkpoint, templates=_templates(template),
-                         device=device, precision=precision, num_workers=0)
+                         device=device, precision=precision, num_workers=0, decoder=decoder)
     hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips)
     if json_out:
         typer.echo(json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, start=1)],
@@ -181,7 +191,7 @@ def search_command(
 
 
 def localize_command(
-    video: Path = typer.Argument(..., help="A (long) video file."),
+    video: str = typer.Argument(..., help="A (long) video file or http(s) URL."),
     labels: Optional[str] = LabelsOpt,
     labels_file: Optional[Path] = LabelsFileOpt,
     label_set: Optional[str] = LabelSetOpt,
@@ -205,6 +215,7 @@ def localize_command(
     precision: str = PrecisionOpt,
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Windows per forward pass."),
     num_workers: Optional[int] = WorkersOpt,
+    decoder: str = DecoderOpt,
     seed: int = SeedOpt,
     json_out: bool = typer.Option(False, "--json", help="Print segments and per-window scores as JSON."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG timeline: score curves and segments."),
@@ -219,7 +230,9 @@ def localize_command(
     check_window(window, stride)
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
-    if not video.is_file():
+    from .video import is_url
+
+    if not is_url(video) and not Path(video).is_file():
         raise UsageError(f"video not found: {video}")
     if plot is not None:
         from .fileio import check_output_file
@@ -241,10 +254,11 @@ def localize_command(
 
     torch.manual_seed(seed)
     clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
-                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers)
-    windows = SlidingWindows(clf, str(video), window, stride)
+                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
+                          decoder=decoder)
+    windows = SlidingWindows(clf, video, window, stride)
     with progress_bar(len(windows), "localizing", enabled=not quiet, unit="windows") as advance:
-        result = localize(clf, str(video), label_list, threshold=threshold, progress=advance, windows=windows)
+        result = localize(clf, video, label_list, threshold=threshold, progress=advance, windows=windows)
     if plot is not None and plot_timeline(result, plot) is not None:
         log.info("timeline written to %s", plot)
     if json_out:

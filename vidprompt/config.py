@@ -69,6 +69,7 @@ class TrainConfig:
     device: str = _opt("auto", "auto, cpu, cuda, mps")
     precision: str = _opt("auto", "auto (fp16 autocast on GPU), fp32, fp16, bf16")
     num_workers: int | None = _opt(None, "decoding workers (default min(8, CPUs))")
+    decoder: str = _opt("auto", "video decoder: auto, pyav, decord or torchcodec")
     out: str = _opt("runs/vidprompt", "run folder: checkpoints, metrics, resolved config")
 
     def resolved(self) -> "TrainConfig":

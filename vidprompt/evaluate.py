@@ -48,6 +48,7 @@ from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
 from .locks import FileLock, claim
 from .methods.base import model_identity
+from .video import absolute_source
 
 if TYPE_CHECKING:  # torch-free at import time; these are only annotations
     from .classifier import VideoClassifier
@@ -286,7 +287,7 @@ class EvalRun:
         self.classifier = classifier
         self.dataset = dataset
         self.classes = list(dataset.classes)
-        self.paths = [os.path.abspath(sample.path) for sample in dataset.samples]
+        self.paths = [absolute_source(sample.path) for sample in dataset.samples]
         self.truth = [sample.index for sample in dataset.samples]
         self.config = _jsonable(dict(config or {}))
         self.identity = _jsonable({

@@ -22,7 +22,7 @@ from .loader import VideoViews, iterate_views
 from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name
 from .transforms import FramePreprocessor
-from .video import ViewConfig
+from .video import Decoder, ViewConfig
 
 log = logging.getLogger(__name__)
 TEST_DRAW = -1  # the deterministic test-time sampling (segment centres / centred window)
@@ -38,7 +38,7 @@ class CacheStats:
 class FrameFeatureCache:
     def __init__(self, model: VideoTextModel, view: ViewConfig, *, seed: int = 0, root: Path | None = None,
                  device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-                 batch_size: int = 8, num_workers: int | None = None):
+                 batch_size: int = 8, num_workers: int | None = None, decoder: Decoder | None = None):
         if not model.frame_features_cacheable:
             raise ValueError(f"{model.method} features depend on trained weights and cannot be cached")
         self.model = model
@@ -52,6 +52,7 @@ class FrameFeatureCache:
         self.autocast_dtype = autocast_dtype
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.decoder = decoder  # not part of the key: every decoder gives the same frames
         self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=1)
         self.stats = CacheStats()
 
@@ -89,7 +90,7 @@ class FrameFeatureCache:
         if not todo:
             return out
         seed = None if draw == TEST_DRAW else self.seed
-        dataset = VideoViews(todo, self.view, self.preprocessor, seed=seed, draw=max(draw, 0))
+        dataset = VideoViews(todo, self.view, self.preprocessor, seed=seed, draw=max(draw, 0), decoder=self.decoder)
         for batch in iterate_views(dataset, self.batch_size, self.num_workers,
                                    pin_memory=self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]

@@ -47,12 +47,12 @@ import numpy as np
 import torch
 
 from ._version import __version__
-from .errors import UsageError, VidpromptError, VideoError
+from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
 from .locks import FileLock, claim
 from .loader import VideoViews, iterate_views
-from .localize import SlidingWindows, check_window, probe_video
-from .video import ViewConfig
+from .localize import SlidingWindows, check_window
+from .video import ViewConfig, absolute_source, is_url
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,11 @@ def _load_array(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def _stat(path: str) -> tuple[int, float] | None:
+def _stat(path: str) -> tuple[int | None, float | None] | None:
+    """Size and modification time of a local file (``None``: gone). A URL has neither: it counts as
+    unchanged once embedded, and is tried again on the next run only if it failed."""
+    if is_url(path):
+        return None, None
     try:
         stat = os.stat(path)
     except OSError:
@@ -354,7 +358,7 @@ class IndexBuild:
         self.chunks = _pending_chunks(self.root / PENDING, self.identity)
 
         self.report = report = IndexReport(str(self.root))
-        self.wanted = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+        self.wanted = list(dict.fromkeys(absolute_source(p) for p in paths))
         self.stats = stats = {p: _stat(p) for p in self.wanted}
         self.done: dict[str, tuple[int, dict]] = {}  # path -> (chunk, entry) embedded by an interrupted build
         for number, chunk in self.chunks.items():
@@ -366,7 +370,7 @@ class IndexBuild:
             old = self.old_entries.get(path)
             if stats[path] is None:  # listed but gone: reported as failed, dropped from the index
                 continue
-            if old is not None and _same_file(old, stats[path]):
+            if old is not None and _same_file(old, stats[path]) and not (is_url(path) and old.get("error")):
                 report.unchanged += 1
                 continue
             if path in self.done:
@@ -444,28 +448,13 @@ def _pending_chunks(pending_dir: Path, identity: dict) -> dict[int, dict]:
     return chunks
 
 
-class _TimedViews(VideoViews):
-    """:class:`VideoViews` whose items also carry the container's frame count and frame rate (probed in
-    the DataLoader worker, beside the decoding)."""
-
-    def __getitem__(self, index):
-        item = super().__getitem__(index)
-        item.timing = None
-        if item.frames is not None:
-            try:
-                item.timing = probe_video(item.path)
-            except VideoError:
-                pass
-        return item
-
-
 def _embed(clf, paths: list[str], windows: dict | None, first_chunk: int,
            progress: Callable[[int], None] | None):
     """Yield ``(chunk number, _Chunk)`` as whole batches of ``paths`` are embedded (in input order).
 
     Chunks hold whole batches, so a resumed build batches the remaining videos exactly as an uninterrupted
     one would (same batches, same numbers)."""
-    dataset = _TimedViews(paths, clf.view, clf.preprocessor)
+    dataset = VideoViews(paths, clf.view, clf.preprocessor, decoder=clf.decoder, with_timing=True)
     per_chunk = clf.batch_size * max(1, CHUNK_VIDEOS // clf.batch_size)
     chunk, number = _Chunk(), first_chunk
     for batch in iterate_views(dataset, clf.batch_size, clf.num_workers, pin_memory=clf.device.type == "cuda"):
@@ -482,7 +471,7 @@ def _embed(clf, paths: list[str], windows: dict | None, first_chunk: int,
                 continue
             timing = item.timing
             entry.update(frames=timing.num_frames if timing else None, fps=timing.fps if timing else None,
-                         duration=round(timing.duration, 6) if timing else None)
+                         duration=round(timing.duration, 6) if timing else None, decoder=item.decoder)
             if windows is None:
                 chunk.add(entry, clips[item.index])
                 continue
@@ -681,7 +670,7 @@ class VideoIndex:
     def classifier(self, *, model: str | None = None, pretrained: str | None = None,
                    checkpoint: str | os.PathLike | None = None, templates: Sequence[str] | None = None,
                    device: str = "auto", precision: str = "auto", batch_size: int = 4,
-                   num_workers: int | None = None):
+                   num_workers: int | None = None, decoder: str = "auto"):
         """The query model: by default the one that built the index (its checkpoint, or its backbone and
         templates); with ``model``/``pretrained``/``checkpoint`` that model, which must give the same video
         embeddings. Views are the index's."""
@@ -693,7 +682,7 @@ class VideoIndex:
                                  "--checkpoint) or build an index with this one")
         clf, _ = classifier_for(self.model, self.view, model=model, pretrained=pretrained,
                                 checkpoint=checkpoint, templates=templates, device=device, precision=precision,
-                                batch_size=batch_size, num_workers=num_workers)
+                                batch_size=batch_size, num_workers=num_workers, decoder=decoder)
         self.check_model(clf)
         return clf
 
@@ -802,14 +791,14 @@ class VideoIndex:
 def classifier_for(record: dict | None, view: ViewConfig | None, *, model: str | None = None,
                    pretrained: str | None = None, checkpoint: str | os.PathLike | None = None,
                    templates: Sequence[str] | None = None, device: str = "auto", precision: str = "auto",
-                   batch_size: int = 4, num_workers: int | None = None):
+                   batch_size: int = 4, num_workers: int | None = None, decoder: str = "auto"):
     """A classifier and the checkpoint path it came from: from the options when ``model``, ``pretrained`` or
     ``checkpoint`` is given (defaults as for classify), else the recorded model (``record``) with
     ``templates`` if given. ``view`` (when given) replaces the model's default views."""
     from .classifier import load_classifier
 
     common = dict(view=view, device=device, precision=precision, batch_size=batch_size,
-                  num_workers=num_workers)
+                  num_workers=num_workers, decoder=decoder)
     given = model is not None or pretrained is not None or checkpoint is not None
     if not given and record is not None:
         if record.get("checkpoint"):

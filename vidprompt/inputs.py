@@ -1,5 +1,5 @@
-"""Command-line inputs -> an ordered list of video paths: files, folders (recursive), globs, and ``.txt``
-files that list paths (one per line, relative to the list file)."""
+"""Command-line inputs -> an ordered list of video paths: files, folders (recursive), globs, ``.txt`` files
+that list paths (one per line, relative to the list file), and http(s) URLs, kept exactly as written."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .video import VIDEO_EXTENSIONS
+from .video import VIDEO_EXTENSIONS, is_url
 
 _GLOB_CHARS = set("*?[")
 
@@ -24,6 +24,9 @@ def _read_path_list(list_file: Path) -> list[str]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
+        if is_url(line):
+            entries.append(line)
+            continue
         path = Path(line).expanduser()
         if not path.is_absolute() and not path.exists():
             path = list_file.parent / path  # relative to the list file, wherever it is run from
@@ -38,12 +41,15 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
     seen: set[str] = set()
 
     def add(path: str) -> None:
-        key = os.path.normpath(path)
+        key = path if is_url(path) else os.path.normpath(path)
         if key not in seen:
             seen.add(key)
             out.append(path)
 
     for item in items:
+        if is_url(item):
+            add(item)
+            continue
         path = Path(item).expanduser()
         if path.is_dir():
             for video in _videos_in(path):

@@ -1,13 +1,15 @@
 """Batches of decoded, resized views from DataLoader workers, so decoding overlaps with the model.
 
 A video that fails to decode becomes an item with an ``error`` string instead of frames; the batch goes
-on without it.
+on without it. A GPU decoder (torchcodec on CUDA) runs in threads of the main process instead, since CUDA
+does not survive a fork; its frames are resized on the GPU where they were decoded.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -17,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .errors import VideoError
 from .transforms import FramePreprocessor
-from .video import ViewConfig, load_clip_frames
+from .video import Decoder, VideoTiming, ViewConfig, load_clip_frames, resolve_decoder
 
 
 @dataclass
@@ -26,19 +28,26 @@ class VideoItem:
     path: str
     frames: torch.Tensor | None  # uint8 [views, T, 3, h, w], views = crops x clips
     error: str | None = None
+    decoder: str | None = None  # the backend that decoded it
+    timing: VideoTiming | None = None  # with ``with_timing`` only
 
 
 class VideoViews(Dataset):
     """Item ``i`` = all views of ``paths[i]``. With ``seed`` set, sampling is random (training
-    augmentation) but reproducible: a video in draw ``d`` always gets the same frames."""
+    augmentation) but reproducible: a video in draw ``d`` always gets the same frames. ``decoder``: the
+    backends to read with (default ``auto`` on the CPU); ``with_timing``: items also carry the frame times."""
 
     def __init__(self, paths: Sequence[str], view: ViewConfig, preprocessor: FramePreprocessor,
-                 seed: int | None = None, draw: int = 0):
+                 seed: int | None = None, draw: int = 0, decoder: Decoder | None = None,
+                 with_timing: bool = False):
         self.paths = [os.fspath(p) for p in paths]
         self.view = view
         self.preprocessor = preprocessor
         self.seed = seed
         self.draw = draw
+        self.decoder = decoder or resolve_decoder("auto")
+        self.with_timing = with_timing
+        self.threads = 0  # codec threads per video; set by iterate_views for the number of workers
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -49,13 +58,18 @@ class VideoViews(Dataset):
         rng = None if self.seed is None else np.random.default_rng([self.seed, self.draw,
                                                                      zlib.crc32(path.encode("utf-8"))])
         try:
-            frames = load_clip_frames(path, self.view, rng)  # [clips, T, H, W, 3]
+            clip = load_clip_frames(path, self.view, rng, decoder=self.decoder, threads=self.threads,
+                                    with_timing=self.with_timing)
         except VideoError as exc:
             return VideoItem(index, path, None, str(exc))
         except Exception as exc:  # anything else a broken file can raise must not kill the batch
             return VideoItem(index, path, None, f"cannot decode video ({type(exc).__name__})")
+        frames = clip.frames
+        if self.decoder.on_gpu:  # a file another backend read on the CPU joins the GPU-decoded ones
+            frames = frames.to(self.decoder.device)
         views = self.preprocessor(frames)  # [crops, clips, T, 3, h, w]
-        return VideoItem(index, path, views.flatten(0, 1).contiguous())
+        return VideoItem(index, path, views.flatten(0, 1).contiguous(), decoder=clip.decoder,
+                         timing=clip.timing)
 
 
 def _unchanged(item: VideoItem) -> VideoItem:
@@ -82,7 +96,13 @@ def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = N
     """
     workers = default_num_workers() if num_workers is None else num_workers
     workers = min(workers, len(dataset))
-    if isinstance(dataset, IterableDataset):
+    decoder = getattr(dataset, "decoder", None)
+    if hasattr(dataset, "threads"):  # all cores for one video in-process, else share them out
+        dataset.threads = 0 if workers == 0 else max(1, (os.cpu_count() or 1) // workers)
+    if decoder is not None and decoder.on_gpu and not isinstance(dataset, IterableDataset):
+        batches = _grouped(_threaded(dataset, max(workers, 1), batch_size), batch_size)
+        pin_memory = False
+    elif isinstance(dataset, IterableDataset):
         batches = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_as_list,
                              prefetch_factor=2 if workers > 0 else None)
     else:
@@ -94,7 +114,7 @@ def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = N
     for batch in batches:
         if pin_memory:
             for item in batch:
-                if item.frames is not None:
+                if item.frames is not None and item.frames.device.type == "cpu":
                     item.frames = item.frames.pin_memory()
         yield batch
 
@@ -108,3 +128,16 @@ def _grouped(items: Iterable[VideoItem], size: int) -> Iterator[list[VideoItem]]
             batch = []
     if batch:
         yield batch
+
+
+def _threaded(dataset: Dataset, threads: int, batch_size: int) -> Iterator[VideoItem]:
+    """Items in order, decoded by ``threads`` threads of this process (GPU decoders), two batches ahead."""
+    ahead = max(2 * batch_size, threads)
+    with ThreadPoolExecutor(threads, thread_name_prefix="vidprompt-decode") as pool:
+        pending = [pool.submit(dataset.__getitem__, i) for i in range(min(ahead, len(dataset)))]
+        for i in range(len(dataset)):
+            item = pending[i].result()
+            pending[i] = None
+            if i + ahead < len(dataset):
+                pending.append(pool.submit(dataset.__getitem__, i + ahead))
+            yield item

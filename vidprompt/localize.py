@@ -6,8 +6,8 @@
         print(f"{seg.start:6.1f} {seg.end:6.1f}  {seg.label or '(background)'}  {seg.score:.2f}")
     plot_timeline(result, "timeline.png")
 
-Windows are ``window`` seconds long and start every ``stride`` seconds (times from the container's average
-frame rate and frame count). Each window is sampled like a whole clip (``clf.view``: ``frames`` frames per
+Windows are ``window`` seconds long and start every ``stride`` seconds of presentation time; a window holds
+the frames whose timestamps fall inside it, so windows stay right on variable-frame-rate video. Each window is sampled like a whole clip (``clf.view``: ``frames`` frames per
 temporal clip, segment or dense), decoded on its own and scored with the classifier. Memory stays flat in
 the video's length: only a few batches of windows are decoded at a time (in DataLoader workers, shared
 out by batch so they come back in order) and only the per-window scores are kept.
@@ -33,7 +33,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .errors import UsageError, VideoError
 from .loader import VideoItem, default_num_workers, iterate_views
 from .transforms import FramePreprocessor
-from .video import ViewConfig, decodable_length, decode_errors, open_video, read_frames, sample_indices
+from .video import (DecodeError, Decoder, VideoTiming, ViewConfig, decodable_length, resolve_decoder,
+                    sample_indices)
 
 log = logging.getLogger(__name__)
 
@@ -71,39 +72,10 @@ def window_spans(duration: float, window: float, stride: float) -> list[Window]:
     return spans
 
 
-def window_frames(win: Window, fps: float, num_frames: int) -> tuple[int, int]:
-    """The frame range ``[first, stop)`` a window covers (at least one frame)."""
-    first = min(int(round(win.start * fps)), num_frames - 1)
-    stop = min(max(int(round(win.end * fps)), first + 1), num_frames)
-    return first, stop
-
-
-@dataclass(frozen=True)
-class VideoTiming:
-    """Frame count and average frame rate as the container reports them."""
-
-    num_frames: int
-    fps: float
-
-    @property
-    def duration(self) -> float:
-        return self.num_frames / self.fps
-
-
-def video_fps(reader) -> float:
-    fps = float(reader.get_avg_fps())
-    if not (fps > 0 and math.isfinite(fps)):
-        raise VideoError("the video reports no frame rate, so its windows cannot be timed")
-    return fps
-
-
-def probe_video(path: str) -> VideoTiming:
-    """Frame count and frame rate of ``path`` (opens the container, decodes nothing)."""
-    reader = open_video(path)
-    try:
-        return VideoTiming(len(reader), video_fps(reader))
-    finally:
-        del reader
+def probe_video(path: str, decoder: Decoder | None = None) -> VideoTiming:
+    """When each frame of ``path`` is shown (opens the container and reads its index, decodes nothing)."""
+    with (decoder or resolve_decoder("auto")).open(path) as reader:
+        return reader.timing()
 
 
 # --- decoding and embedding windows ----------------------------------------------------------------------------
@@ -118,8 +90,9 @@ class WindowViews(IterableDataset):
     """
 
     def __init__(self, path: str, windows: Sequence[Window], timing: VideoTiming, view: ViewConfig,
-                 preprocessor: FramePreprocessor, batch_size: int):
+                 preprocessor: FramePreprocessor, batch_size: int, decoder: Decoder | None = None):
         self.path = str(path)
+        self.decoder = decoder or resolve_decoder("auto")
         self.windows = list(windows)
         self.timing = timing
         self.view = view
@@ -137,36 +110,42 @@ class WindowViews(IterableDataset):
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         try:
-            reader = open_video(self.path)
+            reader = self.decoder.open(self.path, threads=0 if workers == 1 else 1)
         except VideoError as exc:
             reader, opened = None, str(exc)
-        usable = self.timing.num_frames
-        for batch in range(worker, self.num_batches, workers):
-            for index in range(batch * self.batch_size, min((batch + 1) * self.batch_size, len(self.windows))):
-                if reader is None:
-                    yield VideoItem(index, self.path, None, opened)
-                    continue
-                item, usable = self._decode(reader, index, usable)
-                yield item
+        usable = min(self.timing.num_frames, reader.num_frames) if reader is not None else 0
+        try:
+            for batch in range(worker, self.num_batches, workers):
+                for index in range(batch * self.batch_size,
+                                   min((batch + 1) * self.batch_size, len(self.windows))):
+                    if reader is None:
+                        yield VideoItem(index, self.path, None, opened)
+                        continue
+                    item, usable = self._decode(reader, index, usable)
+                    yield item
+        finally:
+            if reader is not None:
+                reader.close()
 
     def _decode(self, reader, index: int, usable: int) -> tuple[VideoItem, int]:
-        first, stop = window_frames(self.windows[index], self.timing.fps, self.timing.num_frames)
+        window = self.windows[index]
+        first, stop = self.timing.frames_between(window.start, window.end)
         for _ in range(2):
             if first >= usable:
                 return VideoItem(index, self.path, None, "past the last frame that decodes"), usable
             stop = min(stop, usable)
             try:
-                frames = read_frames(reader, sample_indices(stop - first, self.view) + first)
-            except decode_errors():
-                # The container promised frames it does not have: find where decoding really ends, once.
+                frames = reader.decode(sample_indices(stop - first, self.view) + first)
+            except DecodeError:
+                # The index promised frames that do not decode: find where decoding really ends, once.
                 if usable < self.timing.num_frames:
                     break
-                usable = decodable_length(reader, self.timing.num_frames)
+                usable = decodable_length(reader)
                 continue
             except Exception as exc:  # anything a broken file raises must not end the stream
                 return VideoItem(index, self.path, None, f"cannot decode window ({type(exc).__name__})"), usable
             views = self.preprocessor(frames)  # [crops, clips, T, 3, h, w]
-            return VideoItem(index, self.path, views.flatten(0, 1).contiguous()), usable
+            return VideoItem(index, self.path, views.flatten(0, 1).contiguous(), decoder=reader.backend), usable
         return VideoItem(index, self.path, None, "frames fail to decode"), usable
 
 
@@ -186,7 +165,7 @@ class SlidingWindows:
         self.window = float(window)
         self.stride = float(stride)
         try:
-            self.timing = timing or probe_video(self.path)
+            self.timing = timing or probe_video(self.path, clf.decoder)
         except VideoError as exc:
             raise VideoError(f"{self.path}: {exc}") from None
         self.windows = window_spans(self.timing.duration, self.window, self.stride)
@@ -207,10 +186,11 @@ class SlidingWindows:
                    ) -> Iterator[tuple[int, torch.Tensor | None, str | None]]:
         """Yield ``(window index, embeddings [views, D] or None, error or None)`` in time order."""
         clf = self.clf
-        dataset = WindowViews(self.path, self.windows, self.timing, clf.view, clf.preprocessor, clf.batch_size)
+        dataset = WindowViews(self.path, self.windows, self.timing, clf.view, clf.preprocessor, clf.batch_size,
+                              clf.decoder)
         workers = default_num_workers() if clf.num_workers is None else clf.num_workers
-        # One batch needs no worker process; more workers than batches would idle.
-        workers = 0 if dataset.num_batches < 2 else min(workers, dataset.num_batches)
+        # One batch needs no worker process; more workers than batches would idle; a GPU decoder stays here.
+        workers = 0 if dataset.num_batches < 2 or clf.decoder.on_gpu else min(workers, dataset.num_batches)
         for batch in iterate_views(dataset, clf.batch_size, workers, pin_memory=clf.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             embedded = {}

@@ -32,11 +32,12 @@ from .methods import build_method
 from .methods.base import VideoTextModel
 from .runtime import autocast, resolve_precision
 from .transforms import FramePreprocessor
-from .video import ViewConfig
+from .video import ViewConfig, resolve_decoder
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
-RESUME_OVERRIDES = ("num_workers", "device")  # where a run executes, not what it computes
+# Where a run executes, not what it computes (every decoder gives the same frames: tests/test_decoders.py).
+RESUME_OVERRIDES = ("num_workers", "device", "decoder")
 RUN_LOCK = ".run.lock"  # held by the main process while it trains: two runs never write one folder
 
 
@@ -138,6 +139,7 @@ class Trainer:
         self.device = distributed.init_from_env(cfg.device)
         self.world = distributed.world_size()
         self.autocast_dtype = resolve_precision(cfg.precision, self.device)
+        self.decoder = resolve_decoder(cfg.decoder, self.device)
         self.view = ViewConfig(frames=cfg.frames, sampling=cfg.sampling, stride=cfg.stride)
         self.data = load_train_data(cfg)
         backbone = build_backbone(cfg.model, cfg.pretrained)
@@ -225,7 +227,8 @@ class Trainer:
 
         cfg = self.cfg
         cache = FrameFeatureCache(self.model, self.view, seed=cfg.seed, device=self.device,
-                                  autocast_dtype=self.autocast_dtype, num_workers=cfg.num_workers)
+                                  autocast_dtype=self.autocast_dtype, num_workers=cfg.num_workers,
+                                  decoder=self.decoder)
         if self.world > 1:
             # Each process encodes its share into the (shared) disk cache, then all read the whole set.
             rank = distributed.rank()
@@ -285,7 +288,7 @@ class Trainer:
 
         paths = [self.data.train_paths[i] for i in order]
         labels = [self.data.train_labels[i] for i in order]
-        dataset = VideoViews(paths, self.view, self.preprocessor, seed=cfg.seed, draw=epoch)
+        dataset = VideoViews(paths, self.view, self.preprocessor, seed=cfg.seed, draw=epoch, decoder=self.decoder)
         for batch in iterate_views(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             if not good:
@@ -325,7 +328,7 @@ class Trainer:
             return
         from .loader import VideoViews, iterate_views
 
-        dataset = VideoViews(self.data.val_paths, self.view, self.preprocessor)
+        dataset = VideoViews(self.data.val_paths, self.view, self.preprocessor, decoder=self.decoder)
         for batch in iterate_views(dataset, self.cfg.batch_size, self.cfg.num_workers):
             good = [item for item in batch if item.frames is not None]
             if good:

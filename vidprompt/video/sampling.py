@@ -1,0 +1,88 @@
+"""Which frames to take from a video: segment or dense sampling, temporal clips, spatial crops.
+
+Pure index arithmetic on a frame count, testable without any video; decoding lives in the backends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import UsageError, VideoError
+
+SAMPLING_MODES = ("segment", "dense")
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Which views of a video to score: ``frames`` x ``clips`` (temporal) x ``crops`` (spatial).
+
+    ``segment``: the clip is split into ``frames`` equal segments, one frame from each (TSN/PromptCLIP).
+    ``dense``: ``frames`` frames ``stride`` apart in one window (AIM's 8x16, 16x8, 32x4).
+    """
+
+    frames: int = 8
+    sampling: str = "segment"
+    stride: int = 8
+    clips: int = 1
+    crops: int = 1
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise UsageError(f"--frames must be at least 1 (got {self.frames})")
+        if self.sampling not in SAMPLING_MODES:
+            raise UsageError(f"--sampling must be one of {', '.join(SAMPLING_MODES)} (got '{self.sampling}')")
+        if self.stride < 1:
+            raise UsageError(f"--stride must be at least 1 (got {self.stride})")
+        if self.clips < 1:
+            raise UsageError(f"--clips must be at least 1 (got {self.clips})")
+        if self.crops not in (1, 3):
+            raise UsageError(f"--crops must be 1 or 3 (got {self.crops})")
+
+    @property
+    def num_views(self) -> int:
+        return self.clips * self.crops
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def segment_indices(num_frames: int, count: int, *, clip: int = 0, clips: int = 1,
+                    rng: np.random.Generator | None = None) -> np.ndarray:
+    """One frame per equal segment: the centre at test (shifted per temporal clip), random when training."""
+    length = num_frames / count
+    if rng is None:
+        offsets = np.full(count, (clip + 0.5) / clips)
+    else:
+        offsets = rng.random(count)
+    indices = np.floor((np.arange(count) + offsets) * length).astype(np.int64)
+    return np.clip(indices, 0, num_frames - 1)
+
+
+def dense_indices(num_frames: int, count: int, stride: int, *, clip: int = 0, clips: int = 1,
+                  rng: np.random.Generator | None = None) -> np.ndarray:
+    """``count`` frames ``stride`` apart; the window centred (or spread over clips) at test, random when
+    training; a video shorter than the window repeats its last frame."""
+    window = (count - 1) * stride + 1
+    slack = max(num_frames - window, 0)
+    if rng is not None:
+        start = int(rng.integers(0, slack + 1))
+    elif clips == 1:
+        start = slack // 2
+    else:
+        start = int(round(clip * slack / (clips - 1)))
+    return np.minimum(start + np.arange(count) * stride, num_frames - 1).astype(np.int64)
+
+
+def sample_indices(num_frames: int, view: ViewConfig, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Frame indices ``[clips, frames]`` for a video of ``num_frames`` frames."""
+    if num_frames < 1:
+        raise VideoError("video has no frames")
+    rows = []
+    for clip in range(view.clips):
+        if view.sampling == "segment":
+            rows.append(segment_indices(num_frames, view.frames, clip=clip, clips=view.clips, rng=rng))
+        else:
+            rows.append(dense_indices(num_frames, view.frames, view.stride, clip=clip, clips=view.clips, rng=rng))
+    return np.stack(rows)
