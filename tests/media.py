@@ -6,28 +6,64 @@ from pathlib import Path
 
 import numpy as np
 
-CODECS = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx", ".mov": "mjpeg"}
+CODECS = {".mp4": "libx264", ".mkv": "libx264", ".avi": "mpeg4", ".webm": "libvpx", ".mov": "mjpeg",
+          ".gif": "gif"}
+PIX_FMTS = {"mjpeg": "yuvj420p", "gif": "rgb8"}
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None) -> Path:
-    """Write uint8 RGB frames ``[N, H, W, 3]`` to ``path``; the codec follows the extension."""
+def encoder_available(codec: str) -> bool:
     import av
+
+    try:
+        av.Codec(codec, "w")
+    except Exception:
+        return False
+    return True
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None,
+                gop: int | None = None, bframes: int | None = None, times: np.ndarray | None = None,
+                faststart: bool = False) -> Path:
+    """Write uint8 RGB frames ``[N, H, W, 3]`` to ``path``; the codec follows the extension.
+
+    ``gop``: frames between key frames; ``bframes``: H.264 B-frames (frames out of decoding order);
+    ``times``: presentation time of each frame in seconds (variable frame rate), else ``1 / fps`` apart;
+    ``faststart``: MP4 index at the front, so the file streams over HTTP without range requests.
+    """
+    import av
+    from fractions import Fraction
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = np.asarray(frames, dtype=np.uint8)
     n, h, w, _ = frames.shape
     codec = codec or CODECS.get(path.suffix.lower(), "libx264")
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        if codec in ("libx264",):
-            stream.options = {"crf": "12", "preset": "ultrafast"}
-        elif codec in ("mpeg4", "libvpx"):
+        stream.pix_fmt = PIX_FMTS.get(codec, "yuv420p")
+        if codec == "libx264":
+            stream.options = {"crf": "12", "preset": "ultrafast" if not (gop or bframes) else "veryfast"}
+            if gop:
+                stream.options.update(keyint=str(gop), **{"min-keyint": str(gop), "scenecut": "0"})
+            stream.options["bf"] = str(bframes or 0)
+        elif codec in ("libx265",):
+            stream.options = {"crf": "12", "preset": "ultrafast", "x265-params": "log-level=none"}
+        elif codec in ("mpeg4", "libvpx", "libvpx-vp9"):
             stream.bit_rate = 4_000_000
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        elif codec in ("libsvtav1",):
+            stream.options = {"crf": "20", "preset": "12"}
+        if gop and codec != "libx264":
+            stream.gop_size = gop
+        if times is not None:  # millisecond timestamps, kept by the encoder and the muxer
+            stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for i, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if times is not None:
+                video_frame.pts = int(round(float(times[i]) * 1000))
+                video_frame.time_base = Fraction(1, 1000)
+            for packet in stream.encode(video_frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -37,6 +37,7 @@ class PyAVReader(VideoReader):
         super().__init__(source)
         self.threads = threads
         self._container = None
+        self._seekable = True  # until a seek fails (an HTTP server without range requests)
         self._container = self._open()
         stream = self._container.streams.video[0]
         self._time_base = float(stream.time_base) if stream.time_base else None
@@ -125,7 +126,7 @@ class PyAVReader(VideoReader):
         while i < len(wanted):
             target = wanted[i]
             key = self._key_before(target)
-            if frames is None or (position is not None and key > position):  # seeking skips work
+            if frames is None or (self._seekable and position is not None and key > position):  # skips work
                 frames, position, from_start = self._frames_from(key), None, False
             frame = next(frames, None)
             if frame is None:
@@ -156,13 +157,16 @@ class PyAVReader(VideoReader):
     def _frames_from(self, key_pts: int | None) -> Iterator:
         """Decoded frames from the key frame at ``key_pts`` on (``None``: from the start)."""
         stream = self._container.streams.video[0]
+        start = int(self._pts[0]) if key_pts is None else max(key_pts, int(self._pts[0]))
         try:
-            if key_pts is None or key_pts <= self._pts[0]:
-                self._container.seek(int(self._pts[0]), stream=stream, backward=True)
-            else:
-                self._container.seek(key_pts, stream=stream, backward=True)
+            if not self._seekable:
+                raise OSError("not seekable")
+            self._container.seek(start, stream=stream, backward=True)
         except (_av().error.FFmpegError, OSError):
-            self._reopen()  # a source that cannot seek (an HTTP server without ranges): read from the start
+            # A source that cannot seek (an HTTP server without range requests): read it again from the
+            # start, and from now on decode forward only.
+            self._seekable = False
+            self._reopen()
             stream = self._container.streams.video[0]
         return self._decode_stream(stream)
 
