@@ -1,8 +1,9 @@
 """A generated video corpus that decodes like real footage, shared by ``decode.py`` and ``pipeline.py``.
 
-Content: a smooth two-octave colour texture under a slow camera pan, lighting that drifts across the
-frame, a textured object moving on a curved path and mild sensor noise. Pure noise would make every codec
-unrealistically expensive; flat colour would make it unrealistically cheap.
+Content: a smooth colour backdrop under a slow camera pan, fine grey detail drifting upwards over it (so no
+block is a pure translation of the last frame), lighting that drifts across the frame, a striped object on
+a curved path, and mild sensor noise: H.264 at crf 23 comes out near 3 Mbit/s at 720p, like phone or
+web footage. Pure noise would make every codec unrealistically expensive; flat colour unrealistically cheap.
 
 Encodings (one file per resolution x key-frame interval x codec, 30 fps):
 
@@ -36,6 +37,8 @@ ENCODERS = {"h264": "libx264", "hevc": "libx265", "mpeg4": "mpeg4", "vp9": "libv
 DEFAULT_ROWS = {"h264": ("240p", "360p", "720p", "1080p"), "hevc": ("360p", "720p"),
                 "mpeg4": ("240p", "360p", "720p"), "vp9": ("360p", "720p"), "av1": ("360p", "720p")}
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vidprompt-bench" / "decode"
+DETAIL = 25  # amplitude of the drifting fine detail (grey levels)
+NOISE = 2.0  # sensor noise, standard deviation in grey levels
 CONTENT_VERSION = 1  # bump when the content or the settings change, so cached files are remade
 
 
@@ -56,7 +59,7 @@ class Spec:
                 f"{CONTAINERS[self.codec]}")
 
 
-def default_specs(resolutions=None, gops=GOPS, codecs=("h264", "mpeg4", "vp9"), seconds: float = 10.0) -> list[Spec]:
+def default_specs(resolutions=None, gops=GOPS, codecs=tuple(DEFAULT_ROWS), seconds: float = 10.0) -> list[Spec]:
     """Every codec at its default resolutions (restricted to ``resolutions`` when given), every GOP."""
     specs = []
     for codec in codecs:
@@ -68,11 +71,11 @@ def default_specs(resolutions=None, gops=GOPS, codecs=("h264", "mpeg4", "vp9"), 
 
 
 # --- content ---------------------------------------------------------------------------------------------------
-def _smooth_field(rng: np.random.Generator, h: int, w: int, cell: int) -> np.ndarray:
-    """A smooth random colour field ``[h, w, 3]`` in [-1, 1]: random values every ``cell`` pixels,
+def _smooth_field(rng: np.random.Generator, h: int, w: int, cell: int, channels: int = 3) -> np.ndarray:
+    """A smooth random field ``[h, w, channels]`` in [-1, 1]: random values every ``cell`` pixels,
     interpolated bilinearly (separably: rows, then columns)."""
     gh, gw = h // cell + 2, w // cell + 2
-    grid = rng.uniform(-1, 1, size=(gh, gw, 3)).astype(np.float32)
+    grid = rng.uniform(-1, 1, size=(gh, gw, channels)).astype(np.float32)
     ys = np.linspace(0, gh - 1.001, h, dtype=np.float32)
     xs = np.linspace(0, gw - 1.001, w, dtype=np.float32)
     y0, fy = ys.astype(np.int64), (ys % 1)[:, None, None]
@@ -82,34 +85,47 @@ def _smooth_field(rng: np.random.Generator, h: int, w: int, cell: int) -> np.nda
 
 
 def synthetic_frames(width: int, height: int, count: int, seed: int = 0):
-    """Yield ``count`` uint8 RGB frames ``[height, width, 3]``. The scene is laid out in units of the frame
-    height, so every resolution shows the same picture."""
+    """Yield ``count`` uint8 RGB frames ``[height, width, 3]``: one buffer, overwritten by the next frame
+    (copy a frame to keep it). The scene is laid out in units of the frame height, so every resolution
+    shows the same picture."""
     rng = np.random.default_rng(seed)
-    pan = max(1, round(height / 180))  # pixels per frame: a slow pan, the same speed at every resolution
+    # Two layers moving differently (a panning backdrop, fine detail drifting upwards like water or
+    # foliage), so no block is a pure translation of the previous frame, as in real footage.
+    pan = max(1, round(height / 180))  # pixels per frame, the same speed at every resolution
+    rise = max(1, round(height / 360))
     span = width + pan * count
-    background = (118 + 60 * _smooth_field(rng, height, span, max(8, height // 4))
-                  + 25 * _smooth_field(rng, height, span, max(3, height // 40)))
-    background = np.clip(background, 0, 255).astype(np.uint8)
-    xs = np.arange(width, dtype=np.float32) / height
-    ys = np.arange(height, dtype=np.float32)[:, None] / height
+    backdrop = (105 + 50 * _smooth_field(rng, height, span, max(8, height // 4))
+                + 25 * _smooth_field(rng, height, span, max(3, height // 40), channels=1))
+    backdrop = np.clip(backdrop, 0, 190).astype(np.uint8, order="C")
+    detail = DETAIL * (1 + _smooth_field(rng, height + rise * count, width, max(2, height // 150), channels=1)) / 2
+    detail = np.repeat(detail.astype(np.uint8), 3, axis=2)  # grey, at most DETAIL; RGB so numpy adds it fast
+    xs = np.arange(width) / height
+    ys = np.arange(height)[:, None] / height
     # The object: a striped disc of radius r, drawn in a (2r+1)^2 box that moves around.
     r = max(4, height // 10)
     oy, ox = np.mgrid[-r:r + 1, -r:r + 1]
     disc = (ox ** 2 + oy ** 2) <= r * r
     stripes = ((np.sin((ox + oy) * (6.0 / r)) > 0)[..., None] * np.array([170, 40, 20])
                + np.array([60, 150, 200])).astype(np.uint8)
-    noise = [rng.normal(0, 2.0, size=(height, width, 1)).astype(np.int16) for _ in range(8)]
+    noise = [np.clip(rng.normal(8, NOISE, size=(height, width, 3)), 0, 16).astype(np.uint8) for _ in range(8)]
+    tint = np.array([1.0, 0.8, 0.6])  # warm light along x, grey along y
+    frame = np.empty((height, width, 3), np.uint8)  # reused: each frame is overwritten by the next
+    rows = frame.reshape(height, width * 3)
     for i in range(count):
         t = i / FPS
-        frame = background[:, i * pan:i * pan + width].astype(np.int16)
-        light = (18 * np.sin(2 * np.pi * (xs * 0.4 + ys * 0.3 - t / 6))).astype(np.int16)  # drifting light
-        frame += light[..., None]
+        # 190 + DETAIL + 16 (noise) + 24 (light) <= 255: uint8 sums never wrap.
+        np.add(backdrop[:, i * pan:i * pan + width], detail[i * rise:i * rise + height], out=frame)
         frame += noise[(i * 5) % len(noise)]
+        # Lighting drifting across the frame, in [0, 24]; shaped [1, w*3] and [h, 1] so numpy adds it fast.
+        light_x = (6 * (1 + np.sin(2 * np.pi * (0.4 * xs - t / 6))))[:, None] * tint
+        light_y = 6 * (1 + np.sin(2 * np.pi * (0.3 * ys - t / 9)))
+        rows += light_x.astype(np.uint8).reshape(1, -1)
+        rows += light_y.astype(np.uint8)
         cy = int((0.5 + 0.3 * np.sin(2 * np.pi * t / 7)) * (height - 2 * r - 1)) + r
         cx = int((0.5 + 0.4 * np.sin(2 * np.pi * t / 5 + 1)) * (width - 2 * r - 1)) + r
         box = frame[cy - r:cy + r + 1, cx - r:cx + r + 1]
         box[disc] = stripes[disc]
-        yield np.clip(frame, 0, 255).astype(np.uint8)
+        yield frame
 
 
 # --- encoding --------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ _MISSING_SHOWN = 3
 
 @dataclass
 class VideoSample:
-    path: Path
+    path: Path | str  # a local file, or an http(s) URL as written in a list file
     label: str  # class name exactly as in the dataset's label list
     index: int  # position of ``label`` in that list
 

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..errors import UsageError
 from ..labels import label_key
+from ..video import is_url
 from .base import VideoSample, VideoDataset, as_path, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
@@ -24,7 +25,8 @@ Row = tuple[int, str, str]
 
 def load_list_file(list_file: str | Path, root: str | Path | None = None,
                    label_list: Sequence[str] | None = None, name: str | None = None) -> VideoDataset:
-    """Videos listed in ``list_file``, paths relative to ``root`` (default: the list file's folder).
+    """Videos listed in ``list_file``, paths relative to ``root`` (default: the list file's folder), or
+    http(s) URLs, read over the network as they are.
 
     Format: a ``.csv`` file, or any file whose first entry contains a comma and does not end in an integer,
     is CSV (an optional ``path,label`` header line; the label is a class name, or an index into
@@ -52,7 +54,7 @@ def load_list_file(list_file: str | Path, root: str | Path | None = None,
     samples: list[VideoSample] = []
     missing: list[str] = []
     for _, path_text, label in rows:
-        path = files.find(path_text)
+        path = path_text if is_url(path_text) else files.find(path_text)
         if path is None:
             missing.append(path_text)
             continue

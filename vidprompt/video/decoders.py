@@ -41,7 +41,12 @@ T = TypeVar("T")
 @functools.lru_cache(maxsize=None)
 def unavailable_reason(backend: str) -> str | None:
     """``None`` when ``backend`` imports here, else why not (torchcodec fails to import without FFmpeg's
-    shared libraries, not only when it is missing)."""
+    shared libraries, not only when it is missing).
+
+    PyAV is always imported first: decord loads its own FFmpeg and libvpx into the process's global symbol
+    scope, and PyAV's libraries loaded after that call into them (VP8 encoding fails, for one)."""
+    if backend != "pyav":
+        unavailable_reason("pyav")
     try:
         importlib.import_module(_MODULES[backend])
     except ImportError:

@@ -22,6 +22,7 @@ from .source import is_url
 
 @functools.lru_cache(maxsize=None)
 def _decord():
+    import av  # noqa: F401  before decord, whose libraries enter the global symbol scope (see decoders.py)
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)

@@ -10,6 +10,7 @@ not exposed by torchcodec; :meth:`timing` reads them from the container with PyA
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class TorchCodecReader(VideoReader):
         try:
             self._decoder = decoders.VideoDecoder(source, **options)
         except (RuntimeError, ValueError, OSError) as exc:
-            raise DecodeError(f"cannot open ({_reason(exc)})") from None
+            raise DecodeError(f"cannot open ({_reason(exc, source)})") from None
         if self.num_frames < 1:
             raise DecodeError("video has no frames")
         self._timing: VideoTiming | None = None
@@ -62,12 +63,18 @@ class TorchCodecReader(VideoReader):
         try:
             return self._decoder.get_frames_at([int(i) for i in indices]).data
         except (RuntimeError, ValueError, IndexError) as exc:
-            raise DecodeError(f"frames fail to decode ({_reason(exc)})") from None
+            raise DecodeError(f"frames fail to decode ({_reason(exc, self.source)})") from None
 
     def close(self) -> None:
         self._decoder = None
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, source: str) -> str:
+    """FFmpeg's words from a torchcodec error, without its C++ source location or the file name:
+    "SingleStreamDecoder, /src/...cpp:41, Could not open input file: a.mp4 Invalid data ..." ->
+    "invalid data ..."."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:120]
+    text = re.sub(r"^\w+, \S+:\d+, ", "", text)
+    if source in text:
+        text = text.split(source, 1)[1].strip(" :,") or text
+    return (text[:1].lower() + text[1:])[:120]
