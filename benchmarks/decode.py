@@ -90,6 +90,8 @@ def corpus_videos(args) -> list[Video]:
     if skipped:
         print(f"(PyAV cannot encode {', '.join(skipped)} here: left out)", file=sys.stderr)
     specs = corpus.default_specs(args.resolutions, args.gops, codecs, args.seconds)
+    if not specs:
+        raise SystemExit("no corpus file matches these --codecs, --resolutions and --gops (see corpus.DEFAULT_ROWS)")
     paths = corpus.ensure_corpus(specs, args.cache, log=lambda line: print(line, file=sys.stderr, flush=True))
     videos = []
     for spec in specs:
@@ -243,7 +245,8 @@ def main() -> None:
     print_table(rows, backends)
     print_summary(rows, backends)
     took = time.perf_counter() - start
-    print(f"\n({took - made:.0f} s measuring, {made:.0f} s preparing the videos)")
+    print(f"\n({took - made:.0f} s measuring, {made:.0f} s preparing the videos; load average at the end "
+          f"{os.getloadavg()[1]:.1f} over 5 min on {os.cpu_count()} cores)")
     if args.json:
         args.json.write_text(json.dumps({
             "backends": backends, "threads": args.threads, "repeats": args.repeats,

@@ -6,6 +6,8 @@ Markdown tables, with the machine they ran on, into one file.
     python benchmarks/report.py --device cuda --out REPORT-gpu.md          # on a GPU machine: fp16 autocast
 
 Sections: classify vs encoder rate and memory vs clip length and `--help` time (classify_throughput.py),
+decoding per backend on a generated 240p-1080p corpus (decode.py), classify vs the limit decoding and the
+encoder set together on the CPU (pipeline.py),
 PromptCLIP cached epoch vs encoder pass (promptclip_cost.py), AIM parameters (aim_params.py), AIM vs frozen
 CLIP cost and training memory (aim_cost.py), search latency (search_latency.py), eval vs classify
 (eval_overhead.py), and 1 vs 2 process eval (measured here with torchrun).
@@ -25,8 +27,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SCRIPTS = {
+SCRIPTS = {  # section -> [script, arguments...]
     "classify": ["classify_throughput.py"],
+    "decode": ["decode.py"],
+    "pipeline": ["pipeline.py"],
     "promptclip": ["promptclip_cost.py"],
     "aim_params": ["aim_params.py"],
     "aim_cost": ["aim_cost.py"],
@@ -40,7 +44,8 @@ GPU_FLAGS = {"classify": ["--device", "cuda", "--precision", "fp16", "--skip-mem
 
 
 def run_script(name: str, device: str) -> str:
-    cmd = [sys.executable, str(HERE / SCRIPTS[name][0]), *(GPU_FLAGS.get(name, []) if device == "cuda" else [])]
+    script, *extra = SCRIPTS[name]
+    cmd = [sys.executable, str(HERE / script), *extra, *(GPU_FLAGS.get(name, []) if device == "cuda" else [])]
     start = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     took = time.perf_counter() - start

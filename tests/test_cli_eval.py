@@ -57,8 +57,8 @@ def test_eval_kill_and_resume(motion_dataset, tmp_path, env):
     assert report == json.loads((full_dir / "report.json").read_text())
     assert OUTPUTS | PLOT == {p.name for p in full_dir.iterdir()}
     assert report["counts"] == {"videos": 19, "evaluated": 18, "failed": 1, "missing": 0, "not_run": 0}
-    assert report["failed"] == [{"video": str(motion_dataset / "moving left" / "corrupt.mp4"),
-                                 "error": "not a readable video (unsupported, corrupt or truncated file)"}]
+    assert [f["video"] for f in report["failed"]] == [str(motion_dataset / "moving left" / "corrupt.mp4")]
+    assert report["failed"][0]["error"].startswith("not a readable video (tried pyav: cannot open (invalid data")
     assert report["classes"] == ["moving down", "moving left", "moving right"]
     assert report["view"] == {"frames": 4, "sampling": "segment", "stride": 8, "clips": 1, "crops": 1}
     assert "1 of 19 videos could not be decoded" in full.stderr and "Traceback" not in full.stderr

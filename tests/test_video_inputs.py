@@ -217,3 +217,55 @@ def test_a_decoder_that_is_not_installed_is_a_usage_error(tmp_path, backend):
     assert out.returncode == 2
     assert out.stderr.strip().startswith(f"vidprompt: error: --decoder {backend}: {backend} is ")
     assert "install it with: pip install" in out.stderr and out.stderr.count("\n") == 1
+
+
+OTHER_BACKENDS = [b for b in ("decord", "torchcodec") if decoders_module.unavailable_reason(b) is None]
+
+
+@pytest.mark.skipif(not OTHER_BACKENDS, reason="PyAV is the only decoder installed: nothing to switch to")
+def test_switching_decoder_keeps_eval_and_index_work(tmp_path):
+    """The decoder is not part of a run's identity (every backend gives the same frames): an eval resumed
+    with another --decoder continues instead of refusing, and an index rerun embeds nothing again."""
+    other = OTHER_BACKENDS[0]
+    from media import motion_class_folders
+
+    data = motion_class_folders(tmp_path / "data", per_class=2, n=24, corrupt=False)
+    args = ["--data", str(data), "-q", "-j", "0", "--frames", "4", *TINY]
+    first = run_cli("eval", *args, "--out", str(tmp_path / "report"), "--decoder", "pyav", "--json")
+    assert first.returncode == 0, first.stderr
+    again = run_cli("eval", *args, "--out", str(tmp_path / "report"), "--decoder", other, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "resuming: 6 of 6 videos already in" in again.stderr
+    assert json.loads(again.stdout)["metrics"] == json.loads(first.stdout)["metrics"]
+
+    index = ["index", str(data), "--out", str(tmp_path / "lib"), "-q", "-j", "0", "--json", *TINY]
+    built = run_cli(*index, "--decoder", "pyav")
+    assert built.returncode == 0 and json.loads(built.stdout)["added"] == 6, built.stderr
+    rerun = run_cli(*index, "--decoder", other)
+    assert rerun.returncode == 0 and json.loads(rerun.stdout)["unchanged"] == 6, rerun.stdout
+
+
+def test_localize_windows_follow_presentation_time_on_variable_frame_rate(tmp_path, tiny_config, monkeypatch):
+    """Two seconds of red at 10 fps, then half a second of blue at 40 fps: a window over [2.0, 2.5) s holds
+    the 20 blue frames, which a frame-rate estimate would put elsewhere."""
+    from vidprompt import load_classifier
+    from vidprompt.localize import SlidingWindows
+    from vidprompt.video.reader import VideoReader
+
+    frames = np.concatenate([solid_video((220, 30, 30), n=20, h=48, w=64),
+                             solid_video((30, 30, 220), n=20, h=48, w=64)])
+    times = np.concatenate([np.arange(20) * 0.1, 2.0 + np.arange(20) * 0.025])
+    path = str(write_video(tmp_path / "vfr.mp4", frames, times=times))
+    calls = []
+    real = VideoReader.decode
+    monkeypatch.setattr(VideoReader, "decode", lambda reader, idx: calls.append(np.asarray(idx).copy())
+                        or real(reader, idx))
+    clf = load_classifier(tiny_config, "none", device="cpu", num_workers=0)
+    windows = SlidingWindows(clf, path, window=0.5, stride=0.5)
+    assert windows.duration == pytest.approx(2.5, abs=0.03)
+    list(windows.embeddings())
+    # [first, stop) frames of each window; the last frame's own duration may add one window at the very end
+    ranges = [(0, 5), (5, 10), (10, 15), (15, 20), (20, 40), (20, 40)][:len(windows)]
+    assert len(windows) in (5, 6) and len(calls) == len(windows)
+    for idx, (first, stop) in zip(calls, ranges):
+        assert first <= idx.min() and idx.max() < stop and idx.size == 8
