@@ -56,6 +56,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str 
             stream.options = {"crf": "20", "preset": "12"}
         if gop and codec != "libx264":
             stream.gop_size = gop
+        if bframes and codec != "libx264":
+            stream.codec_context.max_b_frames = bframes
         if times is not None:  # millisecond timestamps, kept by the encoder and the muxer
             stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         for i, frame in enumerate(frames):

@@ -23,7 +23,10 @@ MATRIX = {
     "h264_mp4": ("h264.mp4", {}, "libx264"),
     "h264_bframes_gop10": ("h264_b.mp4", {"gop": 10, "bframes": 2}, "libx264"),
     "h264_mkv": ("h264.mkv", {}, "libx264"),
+    "h264_bframes_mkv": ("h264_b.mkv", {"gop": 10, "bframes": 3}, "libx264"),
     "mpeg4_avi": ("mpeg4.avi", {}, "mpeg4"),
+    "mpeg4_bframes_mp4": ("mpeg4_b.mp4", {"codec": "mpeg4", "gop": 12, "bframes": 2}, "mpeg4"),
+    "hevc_bframes_mkv": ("hevc_b.mkv", {"codec": "libx265", "gop": 10, "bframes": 3}, "libx265"),
     "vp8_webm": ("vp8.webm", {}, "libvpx"),
     "vp9_webm": ("vp9.webm", {"codec": "libvpx-vp9"}, "libvpx-vp9"),
     "mjpeg_mov": ("mjpeg.mov", {}, "mjpeg"),
@@ -36,6 +39,10 @@ MATRIX = {
 # What a backend cannot read, by design of the library (decord has no GIF demuxer and an FFmpeg without
 # AV1): such a file must fail cleanly with DecodeError, so `auto` falls back to the next backend.
 UNSUPPORTED = {"decord": {"gif", "av1_mkv"}}
+# Where a backend returns other frames than the ones asked for: decord's frame i is not the i-th frame in
+# presentation order on these B-frame files (it is shifted by one or two). Kept as strict expected failures,
+# so a fixed decord shows up here; `auto` puts PyAV first.
+MISORDERED = {"decord": {"mpeg4_bframes_mp4", "hevc_bframes_mkv"}}
 # Largest difference between two backends' RGB frames (0-255 levels): all of them convert YUV to RGB with
 # FFmpeg's swscale defaults; measured 0 on every file here. The bound leaves room for FFmpeg releases.
 MAX_PIXEL_DIFFERENCE = 2
@@ -48,6 +55,15 @@ def needs(backend: str):
 
 
 BACKEND_PARAMS = [pytest.param(b, marks=needs(b)) for b in BACKENDS]
+
+
+def matrix_params():
+    for name in MATRIX:
+        for backend in BACKENDS:
+            marks = [needs(backend)]
+            if name in MISORDERED.get(backend, ()):
+                marks.append(pytest.mark.xfail(strict=True, reason=f"{backend} misorders B-frames in {name}"))
+            yield pytest.param(backend, name, marks=marks, id=f"{name}-{backend}")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +94,7 @@ VIEWS = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKEND_PARAMS)
-@pytest.mark.parametrize("name", list(MATRIX))
+@pytest.mark.parametrize("backend,name", list(matrix_params()))
 def test_every_backend_decodes_the_sampled_frames_in_rgb(matrix, backend, name):
     path = video(matrix, name)
     decoder = resolve_decoder(backend)
