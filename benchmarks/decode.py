@@ -160,20 +160,25 @@ def ratio(row: Row, a: str, b: str) -> str:
     return f"{ra / rb:.2f}" if ra and rb else "–"
 
 
-def print_table(rows: list[Row], backends: list[str]) -> None:
-    columns = list(rows[0].video.label)
-    ratios = [(b, "decord") for b in backends if b != "decord"] if "decord" in backends else []
-    head = [*columns, "sampling", *(f"{b} clips/s" for b in backends), *(f"{a}/{b}" for a, b in ratios)]
+def ratio_pairs(backends: list[str]) -> list[tuple[str, str]]:
+    return [(b, "decord") for b in backends if b != "decord"] if "decord" in backends else []
+
+
+def print_header(columns: list[str], backends: list[str]) -> None:
+    head = [*columns, "sampling", *(f"{b} clips/s" for b in backends),
+            *(f"{a}/{b}" for a, b in ratio_pairs(backends))]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for row in rows:
-        cells = [row.video.label[c] for c in columns] + [SAMPLING_LABELS[row.sampling]]
-        for b in backends:
-            cells.append(f"{row.rate(b):.1f}" if row.rate(b) else "fails")
-        for a, b in ratios:
-            text = ratio(row, a, b)
-            cells.append(f"**{text}**" if text != "–" and float(text) < 1 else text)
-        print("| " + " | ".join(cells) + " |", flush=True)
+
+
+def print_row(row: Row, backends: list[str]) -> None:
+    """One table line; a ratio below 1 (slower than decord) in bold."""
+    cells = [*row.video.label.values(), SAMPLING_LABELS[row.sampling]]
+    cells += [f"{row.rate(b):.1f}" if row.rate(b) else "fails" for b in backends]
+    for a, b in ratio_pairs(backends):
+        text = ratio(row, a, b)
+        cells.append(f"**{text}**" if text != "–" and float(text) < 1 else text)
+    print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def print_summary(rows: list[Row], backends: list[str]) -> None:
@@ -238,11 +243,12 @@ def main() -> None:
         f"{len(videos)} generated {args.seconds:g} s clips at 30 fps"
     print(f"# decode-only throughput (cpu x{os.cpu_count()}, {source}, {args.threads} codec thread(s), "
           f"one clip at a time, median of {args.repeats})\n")
+    print_header(list(videos[0].label), backends)
     rows = []
     for video in videos:  # per file, both samplings, before the next file
         for sampling in args.sampling:
             rows.append(measure(video, sampling, backends, args.repeats, args.threads))
-    print_table(rows, backends)
+            print_row(rows[-1], backends)
     print_summary(rows, backends)
     took = time.perf_counter() - start
     print(f"\n({took - made:.0f} s measuring, {made:.0f} s preparing the videos; load average at the end "

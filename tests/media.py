@@ -23,12 +23,13 @@ def encoder_available(codec: str) -> bool:
 
 def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None,
                 gop: int | None = None, bframes: int | None = None, times: np.ndarray | None = None,
-                faststart: bool = False) -> Path:
+                faststart: bool = False, bt709: bool = False) -> Path:
     """Write uint8 RGB frames ``[N, H, W, 3]`` to ``path``; the codec follows the extension.
 
     ``gop``: frames between key frames; ``bframes``: H.264 B-frames (frames out of decoding order);
     ``times``: presentation time of each frame in seconds (variable frame rate), else ``1 / fps`` apart;
-    ``faststart``: MP4 index at the front, so the file streams over HTTP without range requests.
+    ``faststart``: MP4 index at the front, so the file streams over HTTP without range requests;
+    ``bt709``: H.264 tagged with the HD colour matrix (as camera and phone footage is).
     """
     import av
     from fractions import Fraction
@@ -48,6 +49,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str 
             if gop:
                 stream.options.update(keyint=str(gop), **{"min-keyint": str(gop), "scenecut": "0"})
             stream.options["bf"] = str(bframes or 0)
+            if bt709:
+                stream.options["x264-params"] = "colorprim=bt709:transfer=bt709:colormatrix=bt709"
         elif codec in ("libx265",):
             stream.options = {"crf": "12", "preset": "ultrafast", "x265-params": "log-level=none"}
         elif codec in ("mpeg4", "libvpx", "libvpx-vp9"):

@@ -152,7 +152,8 @@ def test_backends_agree_pixel_for_pixel(tmp_path):
     frames = np.stack([np.stack([(xx * 3 + 5 * i) % 256, (yy * 4) % 256, ((xx + yy) * 2 + 9 * i) % 256], -1)
                        + rng.integers(0, 20, size=(72, 96, 1)) for i in range(30)]).clip(0, 255)
     paths = [write_video(tmp_path / "texture.mp4", frames, gop=8, bframes=2),
-             write_video(tmp_path / "texture.webm", frames)]
+             write_video(tmp_path / "texture.webm", frames),
+             write_video(tmp_path / "texture_bt709.mkv", frames, bt709=True)]
     view = ViewConfig(frames=6, clips=2)
     for path in paths:
         decoded = {b: load_clip_frames(str(path), view, decoder=resolve_decoder(b)).frames.cpu().numpy()

@@ -82,14 +82,13 @@ class PyAVReader(VideoReader):
             # A damaged tail: keep what demuxed; decoding may still fail on the last of it.
         if not pts:
             raise DecodeError("video has no frames")
-        self._by_pts = None not in pts and len(set(pts)) == len(pts)
-        if self._by_pts:
+        if None not in pts and len(set(pts)) == len(pts):  # frame i = the i-th smallest timestamp
             pts_arr = np.asarray(pts, dtype=np.int64)
             order = np.argsort(pts_arr, kind="stable")
             self._pts = pts_arr[order]  # presentation time of frame i, in stream time-base units
             self._key_pts = np.sort(pts_arr[np.asarray(keys, bool)])
             self._durations = np.asarray(durations, np.int64)[order]
-        else:
+        else:  # no usable timestamps: frame i = the i-th frame out of the decoder
             self._pts = None
             self._durations = np.asarray(durations, np.int64)
         self._count = len(pts)
