@@ -42,7 +42,7 @@ def independent_scores(backbone, frames_uint8, labels, templates):
 
 def test_logits_equal_open_clip_math(tiny_backbone, videos, tmp_path):
     clf = make_classifier(tiny_backbone, tmp_path)
-    frames = load_clip_frames(videos["index_mp4"], ViewConfig(frames=4))[0]
+    frames = load_clip_frames(videos["index_mp4"], ViewConfig(frames=4)).frames.numpy()[0]
     expected = independent_scores(tiny_backbone, frames, LABELS, clf.model.templates)
     result = clf.classify([videos["index_mp4"]], LABELS, top_k=3)[0]
     torch.testing.assert_close(result.probabilities, expected.softmax(-1), atol=2e-3, rtol=0)
@@ -54,7 +54,7 @@ def test_video_of_one_image_scores_like_that_image(tiny_backbone, tmp_path):
     frames = solid_video((30, 160, 220), n=12)
     path = write_video(tmp_path / "still.mp4", frames)
     clf = make_classifier(tiny_backbone, tmp_path)
-    decoded = load_clip_frames(path, ViewConfig(frames=1))[0]  # the codec's version of that image
+    decoded = load_clip_frames(path, ViewConfig(frames=1)).frames.numpy()[0]  # the codec's version of that image
     expected = independent_scores(tiny_backbone, decoded, LABELS, clf.model.templates).softmax(-1)
     result = clf.classify([str(path)], LABELS)[0]
     torch.testing.assert_close(result.probabilities, expected, atol=2e-3, rtol=0)
@@ -128,6 +128,6 @@ def test_one_template_option(tiny_backbone):
 
 def test_memory_flat_in_video_length(videos):
     """Decoding a 1500-frame clip returns only the sampled frames (bounded by views, not length)."""
-    frames = load_clip_frames(videos["long"], ViewConfig(frames=8))
+    frames = load_clip_frames(videos["long"], ViewConfig(frames=8)).frames.numpy()
     assert frames.shape[:2] == (1, 8)
     assert np.asarray(frames).nbytes == 8 * 32 * 32 * 3
