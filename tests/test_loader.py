@@ -38,3 +38,17 @@ def test_batches_in_input_order_with_errors_kept_in_place(dataset, workers):
 def test_more_workers_than_videos(dataset):
     batches = list(iterate_views(dataset, batch_size=16, num_workers=8))
     assert len(batches) == 1 and len(batches[0]) == len(NAMES)
+
+
+def test_threaded_decoding_keeps_input_order(dataset):
+    """GPU decoders decode in threads of the main process (CUDA does not survive a fork): items come back
+    in input order, identical to in-process decoding."""
+    from vidprompt.loader import _threaded
+
+    items = list(_threaded(dataset, threads=3, batch_size=2))
+    assert [item.index for item in items] == list(range(len(NAMES)))
+    for item in items:
+        expected = dataset[item.index]
+        assert item.error == expected.error
+        if item.error is None:
+            assert torch.equal(item.frames, expected.frames) and item.decoder == "pyav"

@@ -22,7 +22,7 @@ from .loader import VideoViews, iterate_views
 from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name
 from .transforms import FramePreprocessor
-from .video import Decoder, ViewConfig
+from .video import Decoder, ViewConfig, is_url
 
 log = logging.getLogger(__name__)
 TEST_DRAW = -1  # the deterministic test-time sampling (segment centres / centred window)
@@ -79,7 +79,7 @@ class FrameFeatureCache:
         out: dict[str, torch.Tensor] = {}
         todo: list[str] = []
         for path in paths:
-            cached = self._load(self._key(path, draw)) if os.path.exists(path) else None
+            cached = self._load(self._key(path, draw)) if _cacheable(path) else None
             if cached is not None:
                 out[path] = cached
                 self.stats.reused += 1
@@ -102,10 +102,16 @@ class FrameFeatureCache:
                 with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
                     feats = self.model.encode_frames(self.preprocessor.normalize(frames))
                 for item, feat in zip(good, feats.half().cpu()):
-                    atomic_write(self._key(item.path, draw),
-                                 lambda tmp, f=feat: save_file({"features": f.contiguous()}, tmp))
+                    if _cacheable(item.path):
+                        atomic_write(self._key(item.path, draw),
+                                     lambda tmp, f=feat: save_file({"features": f.contiguous()}, tmp))
                     out[item.path] = feat
                     self.stats.encoded += 1
             if progress is not None:
                 progress(len(batch))
         return out
+
+
+def _cacheable(path: str) -> bool:
+    """A local file (keyed by its size and modification time); a URL has neither, so it is not cached."""
+    return not is_url(path) and os.path.exists(path)
