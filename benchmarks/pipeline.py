@@ -25,7 +25,9 @@ Measured for each model and corpus file, in ``--repeats`` interleaved rounds (me
 - decode alone: videos/s of the same DataLoader path (``VideoViews`` + ``iterate_views``) with the same
   workers and no model. It should come near ``c / d``;
 - classify: videos/s of ``VideoClassifier.classify`` (8 frames, segment sampling), text embeddings cached
-  (the pipeline's fill at the start and drain at the end count: they are part of any real run).
+  (the pipeline's fill at the start and drain at the end count: they are part of any real run);
+- other processes: cores that processes outside this benchmark kept busy during classify (from
+  ``/proc/stat``). Every figure assumes an otherwise idle machine; rows where this is above ~0.1 are skewed.
 
 Every video in a row is the same corpus file (decoding does not get cheaper for that: nothing is cached
 between items but the file's pages, which any second run of a real dataset also has).
@@ -87,12 +89,31 @@ def decode_rate(clf: VideoClassifier, paths: list[str]) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
-def classify_rate(clf: VideoClassifier, paths: list[str]) -> float:
-    start = time.perf_counter()
+def busy_seconds() -> float:
+    """CPU seconds the machine has spent busy, all processes together (Linux /proc/stat; NaN elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return float("nan")
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the DataLoader workers, once joined)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def classify_rate(clf: VideoClassifier, paths: list[str]) -> tuple[float, float]:
+    """Videos/s of classify, and how many cores other processes kept busy meanwhile (a shared machine's
+    load skews every figure; this says how much)."""
+    busy, own, start = busy_seconds(), own_seconds(), time.perf_counter()
     results = clf.classify(paths, LABELS)
     elapsed = time.perf_counter() - start
+    others = (busy_seconds() - busy - (own_seconds() - own)) / elapsed
     assert all(r.ok for r in results), [r.error for r in results if not r.ok][:1]
-    return len(paths) / elapsed
+    return len(paths) / elapsed, max(others, 0.0)
 
 
 def measure(clf: VideoClassifier, path: Path, videos: int, repeats: int, cores: int) -> dict:
@@ -102,8 +123,11 @@ def measure(clf: VideoClassifier, path: Path, videos: int, repeats: int, cores: 
     for _ in range(repeats):  # interleaved, so drift on a shared machine hits every figure alike
         d, backend = worker_cost(clf, str(path))
         # The encoder's rate is steady after a batch or two: 8 videos (2 batches of 4) measure it well enough.
-        rounds.append({"encoder": encoder_rate(clf, min(videos, 2 * clf.batch_size), clf.view.frames),
-                       "worker_seconds": d, "decode": decode_rate(clf, paths), "classify": classify_rate(clf, paths)})
+        encoder = encoder_rate(clf, min(videos, 2 * clf.batch_size), clf.view.frames)
+        decode = decode_rate(clf, paths)
+        classify, others = classify_rate(clf, paths)
+        rounds.append({"encoder": encoder, "worker_seconds": d, "decode": decode, "classify": classify,
+                       "other_load": others})
     row = {key: float(np.median([r[key] for r in rounds])) for key in rounds[0]}
     row["limit"] = 1.0 / (1.0 / row["encoder"] + row["worker_seconds"] / cores)
     row["efficiency"] = row["classify"] / row["limit"]
@@ -144,8 +168,8 @@ def main() -> None:
     print("limit = 1 / (1/encoder + worker cost / cores); decode alone is the DataLoader path with no model, "
           "whose ideal is cores / worker cost\n")
     print("| model | video | decoder | encoder (videos/s) | worker cost (ms/clip, 1 thread) | decode alone "
-          "(videos/s) | limit (videos/s) | classify (videos/s) | classify/limit |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "(videos/s) | limit (videos/s) | classify (videos/s) | classify/limit | other processes (cores) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     figures = {"cores": cores, "torch_threads": torch.get_num_threads(), "num_workers": args.num_workers,
                "batch_size": args.batch_size, "frames": args.frames, "rows": []}
     for model in args.models:
@@ -159,7 +183,7 @@ def main() -> None:
             mark = "" if row["efficiency"] >= 0.9 else " (below 0.9)"
             print(f"| {model} | {name} | {row['decoder']} | {row['encoder']:.2f} | {row['worker_seconds'] * 1000:.0f} "
                   f"| {row['decode']:.2f} | {row['limit']:.2f} | {row['classify']:.2f} | "
-                  f"{row['efficiency']:.2f}{mark} |", flush=True)
+                  f"{row['efficiency']:.2f}{mark} | {row['other_load']:.2f} |", flush=True)
     print(f"\n({time.perf_counter() - start:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
