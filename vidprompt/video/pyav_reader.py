@@ -23,6 +23,8 @@ from .reader import DecodeError, VideoReader, VideoTiming
 from .source import is_url
 
 NETWORK_TIMEOUT = 30.0  # seconds without data before a URL counts as dead
+# A seek flushes the decoder and decodes the key frame again: worth it only past this many frames.
+SEEK_MIN_SKIP = 8
 # Codecs whose "non-reference" frames are whole frames that nothing else needs, one per packet; elsewhere
 # (VP9's and AV1's hidden frames share a packet with a shown one) every packet is decoded.
 SKIPS_NONREF = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video"})
@@ -43,6 +45,7 @@ class PyAVReader(VideoReader):
         self.threads = threads
         self._container = None
         self._seekable = True  # until a seek fails (an HTTP server without range requests)
+        self._to_rgb = _RGBConverter()
         self._container = self._open()
         stream = self._container.streams.video[0]
         self._time_base = float(stream.time_base) if stream.time_base else None
@@ -131,7 +134,8 @@ class PyAVReader(VideoReader):
         while i < len(wanted):
             target = wanted[i]
             key = self._key_before(target)
-            if frames is None or (self._seekable and position is not None and key > position):  # skips work
+            if frames is None or (self._seekable and position is not None and key > position
+                                  and self._frame_number(key) - self._frame_number(position) > SEEK_MIN_SKIP):
                 frames, position, from_start = self._frames_from(key, keep), None, False
             frame = next(frames, None)
             if frame is None:
@@ -147,7 +151,7 @@ class PyAVReader(VideoReader):
                     continue
                 raise DecodeError(f"frame {self._frame_number(target)} does not decode")
             position = pts
-            out[target] = frame.to_ndarray(format="rgb24")  # only wanted frames are converted
+            out[target] = self._to_rgb(frame)  # only wanted frames are converted
             i += 1
         return [out[p] for p in wanted]
 
@@ -202,7 +206,7 @@ class PyAVReader(VideoReader):
         out: dict[int, np.ndarray] = {}
         for number, frame in enumerate(self._decode_stream(stream)):
             if number in wanted:
-                out[number] = frame.to_ndarray(format="rgb24")
+                out[number] = self._to_rgb(frame)
             if number >= last:
                 break
         missing = wanted - out.keys()
@@ -220,6 +224,21 @@ class PyAVReader(VideoReader):
             self.close()
         except Exception:
             pass
+
+
+class _RGBConverter:
+    """Frames -> uint8 RGB arrays through one reused swscale context. ``frame.to_ndarray`` builds a new
+    one for every frame, with its own thread pool (PyAV 17 and later): 2.5 ms a 720p frame instead of 0.3."""
+
+    def __init__(self):
+        from av.video.reformatter import VideoReformatter
+
+        self._reformatter = VideoReformatter()
+        major = int(_av().__version__.split(".")[0])
+        self._options = {"threads": 1} if major >= 17 else {}  # one worker decodes one video per core
+
+    def __call__(self, frame) -> np.ndarray:
+        return self._reformatter.reformat(frame, format="rgb24", **self._options).to_ndarray()
 
 
 def _reason(exc: BaseException) -> str:

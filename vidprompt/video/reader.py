@@ -93,8 +93,10 @@ class VideoReader(ABC):
         if unique[0] < 0 or unique[-1] >= self.num_frames:
             raise DecodeError(f"frame {int(unique[-1])} is outside the video's {self.num_frames} frames")
         frames = self._decode_sorted(unique)
-        index = torch.as_tensor(inverse.reshape(-1), device=frames.device)
-        return frames[index].reshape(*indices.shape, *frames.shape[1:])
+        if len(unique) != indices.size or not np.array_equal(unique, indices.reshape(-1)):  # repeats, order
+            index = torch.as_tensor(inverse.reshape(-1), device=frames.device)
+            frames = torch.index_select(frames, 0, index)  # no copy when already sorted and unique
+        return frames.reshape(*indices.shape, *frames.shape[1:])
 
     def close(self) -> None:
         """Release the file and decoder (also done when the reader is garbage-collected)."""
