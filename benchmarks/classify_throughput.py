@@ -28,6 +28,7 @@ from media import panning_texture, write_video  # noqa: E402
 
 from vidprompt.backbone import build_backbone  # noqa: E402
 from vidprompt.classifier import VideoClassifier  # noqa: E402
+from vidprompt.loader import default_num_workers  # noqa: E402
 from vidprompt.methods.zeroshot import ZeroShotCLIP  # noqa: E402
 from vidprompt.runtime import autocast, resolve_device  # noqa: E402
 from vidprompt.video import ViewConfig, load_clip_frames, resolve_decoder  # noqa: E402
@@ -127,7 +128,8 @@ def main() -> None:
         tmp = Path(tmp)
         paths = [str(make_clip(tmp / f"clip{i}.mp4", args.seconds, seed=i)) for i in range(args.videos)]
         print(f"# classify throughput ({figures['device']}, {args.videos} videos of {args.seconds:.0f} s "
-              f"320x240, {args.frames} frames, batch {args.batch_size}, workers {args.num_workers}, "
+              f"320x240, {args.frames} frames, batch {args.batch_size}, workers "
+              f"{default_num_workers() if args.num_workers is None else args.num_workers}, "
               f"median of {args.repeats})\n")
         print("| model | encoder only (videos/s) | end-to-end classify (videos/s) | ratio |")
         print("|---|---|---|---|")

@@ -17,6 +17,9 @@ the video) and 16 frames dense (``ViewConfig(frames=16, sampling="dense", stride
 the middle). Each backend decodes each file once to warm up (and to check that the backends return the
 same frames), then ``--repeats`` times, backends interleaved in a rotating order so that drift on a shared
 machine hits them alike; the median time is reported as clips/s. Ratios above 1 mean faster than decord.
+A backend that returns other frames than the first one (decord on open-GOP HEVC) is marked "wrong frames"
+and left out of the ratios; one that cannot open a file shows "fails". Measuring takes ~7 minutes on 2
+cores; on a machine busy with other work, rows move by 10-15% from run to run.
 """
 
 from __future__ import annotations
@@ -202,7 +205,7 @@ def print_summary(rows: list[Row], backends: list[str]) -> None:
     for b in backends:
         # Wall vs CPU: a backend that decodes on extra threads would look faster than its cost to a busy machine.
         spread = [r.cpu_seconds[b] / r.seconds[b] for r in rows if b in r.seconds and r.seconds[b] > 0]
-        if spread and np.median(spread) > 1.15:
+        if spread and np.median(spread) > 1.1:
             print(f"- {b} uses {np.median(spread):.2f}x its wall time in CPU time (more than one thread busy)")
     failed = {(r.video.path.name, b): e for r in rows for b, e in r.errors.items()}
     for (name, b), e in failed.items():

@@ -1,7 +1,7 @@
 """The performance report: runs every benchmark in this folder (or those named with --only) and writes their
 Markdown tables, with the machine they ran on, into one file.
 
-    python benchmarks/report.py --out benchmarks/REPORT.md                 # everything, CPU (~20 min on 2 cores)
+    python benchmarks/report.py --out benchmarks/REPORT.md                 # everything, CPU (~40 min on 2 cores)
     python benchmarks/report.py --only eval_scaling classify
     python benchmarks/report.py --device cuda --out REPORT-gpu.md          # on a GPU machine: fp16 autocast
 
