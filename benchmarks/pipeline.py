@@ -5,6 +5,8 @@ videos from the generated corpus of ``decode.py`` (``corpus.py``, cached).
     python benchmarks/pipeline.py                      # ViT-B-32 (240p to 1080p) and ViT-B-16 (360p, 720p), H.264 GOP 60
     python benchmarks/pipeline.py --models ViT-B-32 --resolutions 360p 720p --repeats 5
     python benchmarks/pipeline.py --num-workers 2 --batch-size 4 --json pipeline.json
+    python benchmarks/pipeline.py --device cuda --decoder torchcodec --models ViT-B-16 ViT-L-14 --resolutions 360p 720p 1080p --videos 256 --batch-size 32 --num-workers 8
+    python benchmarks/pipeline.py --device cuda --decoder pyav ...       # the same with CPU decoding
 
 The limit. With ``c`` cores, an encoder that embeds ``E`` videos/s using all of them spends ``c / E``
 core-seconds on a video; a DataLoader worker that needs ``d`` seconds of one core to open, decode, sample
@@ -14,7 +16,9 @@ and resize a clip spends ``d`` more. With perfect overlap and no overhead the co
 
 (not ``1 / (1/E + 1/D)`` with D the rate of decoding alone on all cores, which counts the same cores
 twice; nor ``min(E, D)``, which holds only when the two run on separate hardware, as on a GPU).
-``classify / limit`` is the pipeline's efficiency; the target is 0.9 or more.
+``classify / limit`` is the pipeline's efficiency; the target is 0.9 or more. On a GPU (``--device cuda``,
+fp16 autocast by default) the encoder no longer shares the cores: the limit is the encoder alone with a GPU
+decoder (torchcodec on CUDA; target 0.8 or more), ``min(encoder, cores / d)`` with a CPU decoder.
 
 Measured for each model and corpus file, in ``--repeats`` interleaved rounds (medians reported):
 
@@ -134,10 +138,15 @@ def measure(clf: VideoClassifier, path: Path, videos: int, repeats: int) -> dict
     return {**row, "decoder": backend, "rounds": rounds}
 
 
-def add_limit(row: dict, encoder: float, cores: int) -> dict:
+def add_limit(row: dict, encoder: float, cores: int, clf: VideoClassifier) -> dict:
     """The limit and classify's share of it, from the model's encoder rate (the same work on every file)."""
     row["encoder_all_files"] = encoder
-    row["limit"] = 1.0 / (1.0 / encoder + row["worker_seconds"] / cores)
+    if clf.device.type != "cuda":  # the encoder and the decoders share the cores
+        row["limit"] = 1.0 / (1.0 / encoder + row["worker_seconds"] / cores)
+    elif clf.decoder.on_gpu:  # decoding on the GPU's own engine: the encoder alone
+        row["limit"] = encoder
+    else:  # CPU decoders feed a GPU encoder: the slower of the two
+        row["limit"] = min(encoder, cores / row["worker_seconds"])
     row["efficiency"] = row["classify"] / row["limit"]
     return row
 
@@ -156,6 +165,7 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--decoder", default="auto")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (then fp16 autocast unless --precision)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
@@ -169,7 +179,7 @@ def main() -> None:
                                         key=lambda s: s.filename), args.cache,
                                  log=lambda line: print(line, file=sys.stderr, flush=True))
     cores = os.cpu_count() or 1
-    print(f"# classify vs its limit on the CPU (cpu x{cores}, torch threads {torch.get_num_threads()}, "
+    print(f"# classify vs its limit on {args.device} (cpu x{cores}, torch threads {torch.get_num_threads()}, "
           f"{args.num_workers} workers, batch {args.batch_size}, {args.frames} frames segment-sampled, "
           f"{args.videos} videos a run, median of {args.repeats})\n")
     print("limit = 1 / (1/encoder + worker cost / cores); decode alone is the DataLoader path with no model, "
@@ -181,14 +191,14 @@ def main() -> None:
                "batch_size": args.batch_size, "frames": args.frames, "rows": []}
     for model in args.models:
         clf = VideoClassifier(ZeroShotCLIP(build_backbone(model, "none")), ViewConfig(frames=args.frames),
-                              device="cpu", precision=args.precision, batch_size=args.batch_size,
+                              device=args.device, precision=args.precision, batch_size=args.batch_size,
                               num_workers=args.num_workers, decoder=args.decoder)
         rows = {spec: measure(clf, files[spec], args.videos, args.repeats) for spec in specs[model]}
         # The encoder does the same work whatever the file: the median of all its rounds on all files is
         # steadier than any one file's (a 2-batch measurement varies by ~10% on a VM).
         encoder = float(np.median([r["encoder"] for row in rows.values() for r in row["rounds"]]))
         for spec, row in rows.items():
-            add_limit(row, encoder, cores)
+            add_limit(row, encoder, cores, clf)
             name = f"{spec.resolution} {spec.codec} GOP {spec.gop}"
             figures["rows"].append({"model": model, "video": name, **row})
             mark = "" if row["efficiency"] >= 0.9 else " (below 0.9)"
