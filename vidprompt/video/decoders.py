@@ -68,10 +68,6 @@ class Decoder:
     device: str = "cpu"
 
     @property
-    def name(self) -> str:
-        return self.backends[0]
-
-    @property
     def on_gpu(self) -> bool:
         """Frames come out on the GPU, so decoding must run in the main process (threads, not workers)."""
         return self.backends[0] == "torchcodec" and torch.device(self.device).type == "cuda"
