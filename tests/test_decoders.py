@@ -223,6 +223,6 @@ def test_a_missing_backend_is_a_usage_error_with_the_install_command(monkeypatch
 
 def test_auto_order_puts_the_fastest_backend_first_for_the_device():
     assert resolve_decoder("auto", "cpu").backends[0] == "pyav"
-    assert resolve_decoder("auto", "cpu").backends == tuple(b for b in ("pyav", "decord", "torchcodec")
+    assert resolve_decoder("auto", "cpu").backends == tuple(b for b in ("pyav", "torchcodec", "decord")
                                                             if b in installed_backends())
     assert not resolve_decoder("auto", "cpu").on_gpu
