@@ -7,9 +7,9 @@
     plot_timeline(result, "timeline.png")
 
 Windows are ``window`` seconds long and start every ``stride`` seconds of presentation time; a window holds
-the frames whose timestamps fall inside it, so windows stay right on variable-frame-rate video. Each window is sampled like a whole clip (``clf.view``: ``frames`` frames per
-temporal clip, segment or dense), decoded on its own and scored with the classifier. Memory stays flat in
-the video's length: only a few batches of windows are decoded at a time (in DataLoader workers, shared
+the frames whose timestamps fall inside it, so windows stay right on variable-frame-rate video. Each window
+is sampled like a whole clip (``clf.view``: ``frames`` frames per temporal clip, segment or dense), decoded
+on its own and scored with the classifier. Memory stays flat in the video's length: only a few batches of windows are decoded at a time (in DataLoader workers, shared
 out by batch so they come back in order) and only the per-window scores are kept.
 
 Segments: a window is labelled with its best label when that label's probability reaches ``threshold``,
@@ -93,6 +93,7 @@ class WindowViews(IterableDataset):
                  preprocessor: FramePreprocessor, batch_size: int, decoder: Decoder | None = None):
         self.path = str(path)
         self.decoder = decoder or resolve_decoder("auto")
+        self.threads = 0  # codec threads per reader; set by iterate_views for the number of workers
         self.windows = list(windows)
         self.timing = timing
         self.view = view
@@ -110,7 +111,7 @@ class WindowViews(IterableDataset):
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         try:
-            reader = self.decoder.open(self.path, threads=0 if workers == 1 else 1)
+            reader = self.decoder.open(self.path, threads=self.threads)
         except VideoError as exc:
             reader, opened = None, str(exc)
         usable = min(self.timing.num_frames, reader.num_frames) if reader is not None else 0
