@@ -145,7 +145,7 @@ def test_only_missing_files_exit_1(tmp_path, cache_env):
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     out = vidprompt("classify", empty, "-l", "a,b", *TINY, env=cache_env)
-    assert out.returncode == 1 and "no video files found" in out.stderr
+    assert out.returncode == 1 and f"{empty}: a folder with no video files in it" in out.stderr  # a row, not dropped
 
 
 def test_python_dash_m_entry_point(videos, cache_env):

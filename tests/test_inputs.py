@@ -27,8 +27,9 @@ def test_missing_paths_and_empty_globs_are_kept_to_be_reported(tmp_path):
     assert out == [str(tmp_path / "gone.mp4"), str(tmp_path / "*.nothing")]
 
 
-def test_empty_folder_gives_nothing(tmp_path):
-    assert expand_inputs([str(tmp_path)]) == []
+def test_empty_folder_is_kept_to_be_reported(tmp_path):
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path)]  # one error row, not a silent nothing
+    assert expand_inputs([str(tmp_path)], keep_empty=False) == []
 
 
 def test_a_list_written_with_a_byte_order_mark(tmp_path):

@@ -1,5 +1,6 @@
-"""Atomic file writes (temp file in the same folder + rename), so a kill never leaves a half-written file;
-and checks that an output path can be written, made before any long work starts."""
+"""Files in and out: text files read with one clear error line (missing, a folder, not UTF-8), atomic
+writes (temp file in the same folder + rename) so a kill never leaves a half-written file, and checks that
+an output path can be written, made before any long work starts."""
 
 from __future__ import annotations
 
@@ -9,10 +10,46 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import UsageError
+from .errors import UsageError, VidpromptError
 
 _UMASK = os.umask(0)  # reading the umask means setting it: put it straight back
 os.umask(_UMASK)
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file") -> str:
+    """The UTF-8 text of a file the user named (a byte-order mark is dropped), or one usage error that names
+    the file and says what is wrong with it. ``what`` names the file's role: "labels file", "list file"..."""
+    path = Path(path)
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise UsageError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} {path}: is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise UsageError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); save the "
+                         f"{what} as UTF-8") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The system's words for a failed write; safetensors reports an OSError inside its own message."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    text = str(exc)
+    for marker in ("No space left on device", "File too large", "Permission denied", "Read-only file system"):
+        if marker.lower().replace(" ", "") in text.lower().replace(" ", "").replace("_", ""):
+            return marker
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``path: reason`` for an OSError (the file it names, the system's words for the problem)."""
+    name = exc.filename if exc.filename is not None else None
+    reason = exc.strerror or type(exc).__name__
+    return f"{name}: {reason}" if name else reason
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -27,9 +64,11 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, _mode_for(path))  # mkstemp makes files private (0600); keep what a plain open gives
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) or type(exc).__name__ == "SafetensorError":  # a full disk, a file too large
+            raise VidpromptError(f"cannot write {path}: {_os_reason(exc)}") from None
         raise
     return path
 

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from .errors import UsageError
 from .video import VIDEO_EXTENSIONS, is_url
 
 _GLOB_CHARS = set("*?[")
@@ -19,8 +20,10 @@ def _videos_in(folder: Path) -> list[str]:
 
 
 def _read_path_list(list_file: Path) -> list[str]:
+    from .fileio import read_text_file
+
     entries = []
-    for line in list_file.read_text("utf-8-sig").splitlines():
+    for line in read_text_file(list_file, "list of videos").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -34,9 +37,11 @@ def _read_path_list(list_file: Path) -> list[str]:
     return entries
 
 
-def expand_inputs(items: Iterable[str]) -> list[str]:
-    """Expand inputs in order, without duplicates. Paths that do not exist are kept, so they are
-    reported as failed videos instead of vanishing; a glob that matches nothing is kept the same way."""
+def expand_inputs(items: Iterable[str], keep_empty: bool = True) -> list[str]:
+    """Expand inputs in order, without duplicates. Every input yields at least one entry, so that it gets a
+    result or an error: paths that do not exist are kept (reported as failed videos instead of vanishing), and
+    so are a glob that matches nothing and, with ``keep_empty``, a folder without videos and a list that lists
+    none. A list file that lists itself, directly or through other lists, is a usage error."""
     out: list[str] = []
     seen: set[str] = set()
 
@@ -46,23 +51,36 @@ def expand_inputs(items: Iterable[str]) -> list[str]:
             seen.add(key)
             out.append(path)
 
-    for item in items:
+    def expand(item: str, lists: tuple[Path, ...]) -> None:
         if is_url(item):
             add(item)
-            continue
+            return
         path = Path(item).expanduser()
         if path.is_dir():
-            for video in _videos_in(path):
+            found = _videos_in(path)
+            for video in found:
                 add(video)
+            if not found and keep_empty:
+                add(str(path))
         elif path.is_file() and path.suffix.lower() == ".txt":
-            for entry in expand_inputs(_read_path_list(path)):
-                add(entry)
+            real = path.resolve()
+            if real in lists:
+                chain = " -> ".join(str(p) for p in (*lists, real)[list(lists).index(real):])
+                raise UsageError(f"{real}: a list of videos that lists itself ({chain})")
+            entries = _read_path_list(path)
+            for entry in entries:
+                expand(entry, (*lists, real))
+            if not entries and keep_empty:
+                add(str(path))  # lists no video: reported, not dropped
         elif not path.exists() and _GLOB_CHARS & set(item):
             matches = sorted(glob.glob(os.path.expanduser(item), recursive=True), key=str.casefold)
             if not matches:
                 add(item)
-            for match in expand_inputs(matches):
-                add(match)
+            for match in matches:
+                expand(match, lists)
         else:
             add(str(path))
+
+    for item in items:
+        expand(item, ())
     return out

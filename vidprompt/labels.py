@@ -88,13 +88,9 @@ def parse_label_list(text: str) -> list[str]:
 
 def read_labels_file(path: str | Path) -> list[str]:
     """One class per line; blank lines and ``#`` comments are skipped."""
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8-sig")  # Windows editors start files with a BOM
-    except FileNotFoundError:
-        raise UsageError(f"labels file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read labels file {path}: {exc}") from None
+    from .fileio import read_text_file
+
+    text = read_text_file(path, "labels file")
     lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return check_labels([line for line in lines if line], source=str(path))
 
@@ -145,11 +141,12 @@ def resolve_labels(
 def check_template(template: str) -> str:
     """A prompt template must contain exactly one ``{}`` where the class name goes (write other braces
     as ``{{`` and ``}}``)."""
-    try:
-        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    try:  # (field, format spec, conversion) of each replacement field: only a bare {} is allowed
+        fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)
+                  if field is not None]
     except ValueError:
         fields = None
-    if fields != [""]:
+    if fields != [("", "", None)]:
         raise UsageError(f"template {template!r} must contain exactly one '{{}}' for the class name "
                          "(other braces doubled: '{{' and '}}')")
     return template

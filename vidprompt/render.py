@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .display import printable, undecodable_escaped
+
 if TYPE_CHECKING:
     from .classifier import VideoResult
 
@@ -28,7 +30,7 @@ def results_console(stream: TextIO | None = None) -> Console:
 def write_results(results: Sequence[VideoResult], fmt: str = "table", stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     if fmt == "json":
-        json.dump([r.to_dict() for r in results], stream, indent=2, ensure_ascii=False)
+        json.dump([_encodable(r.to_dict()) for r in results], stream, indent=2, ensure_ascii=False)
         stream.write("\n")
     elif fmt == "csv":
         _write_csv(results, stream)
@@ -36,15 +38,27 @@ def write_results(results: Sequence[VideoResult], fmt: str = "table", stream: Te
         _write_table(results, stream)
 
 
+def _encodable(value):
+    """JSON data with every string writable as UTF-8 (file names that are not UTF-8 get ``\\xNN`` escapes)."""
+    if isinstance(value, str):
+        return undecodable_escaped(value)
+    if isinstance(value, dict):
+        return {key: _encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
+
+
 def _write_csv(results: Sequence[VideoResult], stream: TextIO) -> None:
     """Long format: one row per (video, rank); a failed video is one row with ``error`` filled."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(["video", "rank", "label", "score", "error"])
     for result in results:
+        video = undecodable_escaped(result.video)
         if result.error is not None:
-            writer.writerow([result.video, "", "", "", result.error])
+            writer.writerow([video, "", "", "", undecodable_escaped(result.error)])
         for rank, prediction in enumerate(result.predictions, start=1):
-            writer.writerow([result.video, rank, prediction.label, f"{prediction.score:.6f}", ""])
+            writer.writerow([video, rank, prediction.label, f"{prediction.score:.6f}", ""])
 
 
 def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
@@ -56,9 +70,10 @@ def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
         table.add_column(f"#{rank}", overflow="fold")
     for result in results:
         if result.error is not None:
-            table.add_row(result.video, Text(f"error: {result.error}", style="red"), *[""] * (top_k - 1))
+            table.add_row(printable(result.video), Text(f"error: {printable(result.error)}", style="red"),
+                          *[""] * (top_k - 1))
             continue
-        cells = [f"{p.label}\n{p.score:.1%}" if top_k > 1 else f"{p.label} ({p.score:.1%})"
+        cells = [f"{printable(p.label)}\n{p.score:.1%}" if top_k > 1 else f"{printable(p.label)} ({p.score:.1%})"
                  for p in result.predictions]
-        table.add_row(result.video, *cells, *[""] * (top_k - len(cells)))
+        table.add_row(printable(result.video), *cells, *[""] * (top_k - len(cells)))
     console.print(table)

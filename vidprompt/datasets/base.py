@@ -41,6 +41,7 @@ class VideoDataset:
     classes: list[str]
     missing: list[str] = field(default_factory=list)
     name: str = "videos"
+    empty_folders: list[str] = field(default_factory=list)  # class folders without videos (folder datasets)
 
     def __len__(self) -> int:
         return len(self.samples)

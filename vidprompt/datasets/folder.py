@@ -8,12 +8,13 @@ finds ``apply eye makeup`` and ground-truth indices are the list's, not the fold
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
 from ..labels import label_key, readable_name
-from .base import VideoSample, VideoDataset, as_path, make_dataset
+from .base import VideoDataset, VideoSample, as_path, make_dataset
 from .files import is_video, walk_videos
 from .matching import LabelMatcher
 
@@ -68,4 +69,4 @@ def load_folder(root: str | Path, label_list: Sequence[str] | None = None,
     samples = [VideoSample(path=path, label=classes[folder_index[folder_name]], index=folder_index[folder_name])
                for folder_name, paths in videos.items() for path in paths]
     samples.sort(key=lambda s: (s.index, str(s.path)))
-    return make_dataset(name, classes, samples, [], source=str(root))
+    return replace(make_dataset(name, classes, samples, [], source=str(root)), empty_folders=empty)

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
+from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoSample, VideoDataset, as_path, check_choice, make_dataset
+from .base import VideoDataset, VideoSample, as_path, check_choice, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -65,7 +66,7 @@ def load_hmdb51(root: str | Path, splits_dir: str | Path | None = None, split: i
     samples: list[VideoSample] = []
     missing: list[str] = []
     for cls, split_file in per_class.items():
-        for line_no, line in enumerate(split_file.read_text("utf-8-sig").splitlines(), start=1):
+        for line_no, line in enumerate(read_text_file(split_file, "HMDB51 split file").splitlines(), start=1):
             line = line.strip()
             if not line:
                 continue

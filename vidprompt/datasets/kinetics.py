@@ -10,13 +10,15 @@ are listed in ``missing`` rather than failing the run.
 from __future__ import annotations
 
 import csv
+import io
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
+from ..fileio import read_text_file
 from ..labels import label_key
-from .base import VideoSample, VideoDataset, as_path, make_dataset
+from .base import VideoDataset, VideoSample, as_path, make_dataset
 from .files import index_videos
 from .matching import LabelMatcher
 
@@ -79,10 +81,7 @@ def _pick(candidates: list[Path], stem: str, label: str, only_clip_of_its_id: bo
 
 def _read_rows(csv_path: Path) -> list[tuple[int, str, str, int, int]]:
     """(line, label, youtube id, start s, end s) per row; a usage error for anything unreadable."""
-    try:
-        handle = csv_path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read Kinetics annotations {csv_path}: {exc}") from None
+    handle = io.StringIO(read_text_file(csv_path, "Kinetics annotation file"), newline="")
     with handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]

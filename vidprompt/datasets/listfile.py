@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
+from ..fileio import read_text_file
 from ..labels import label_key
 from ..video import is_url
-from .base import VideoSample, VideoDataset, as_path, make_dataset
+from .base import VideoDataset, VideoSample, as_path, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -37,10 +38,7 @@ def load_list_file(list_file: str | Path, root: str | Path | None = None,
     list_file = as_path(list_file, "list file", folder=False)
     root = as_path(root, "video root", folder=True) if root is not None else list_file.parent
     name = name or list_file.stem
-    try:
-        text = list_file.read_text("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read list file {list_file}: {exc}") from None
+    text = read_text_file(list_file, "list file")
 
     if _is_csv(list_file, text):
         rows = _csv_rows(text, list_file)

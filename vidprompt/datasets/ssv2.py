@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UsageError
+from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoSample, VideoDataset, as_path, make_dataset
+from .base import VideoDataset, VideoSample, as_path, make_dataset
 from .files import index_videos
 from .matching import LabelMatcher
 
@@ -88,7 +89,8 @@ def load_ssv2(annotations: str | Path, root: str | Path, labels_json: str | Path
 
 
 def _read_json(path: Path):
+    text = read_text_file(path, "SSv2 annotation file")
     try:
-        return json.loads(path.read_text("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None

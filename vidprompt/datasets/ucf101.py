@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 from ..errors import UsageError
+from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoSample, VideoDataset, as_path, check_choice, make_dataset
+from .base import VideoDataset, VideoSample, as_path, check_choice, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -54,7 +55,7 @@ def load_ucf101(root: str | Path, splits_dir: str | Path | None = None, split: i
 
     entries = []  # (path as written, class name as annotated)
     list_path = folder / list_name
-    for line_no, line in enumerate(list_path.read_text("utf-8-sig").splitlines(), start=1):
+    for line_no, line in enumerate(read_text_file(list_path, "UCF101 list file").splitlines(), start=1):
         line = line.strip()
         if not line:
             continue
@@ -90,7 +91,7 @@ def _read_class_ind(path: Path) -> dict[int, str]:
     if not path.is_file():
         return {}
     classes = {}
-    for line_no, line in enumerate(path.read_text("utf-8-sig").splitlines(), start=1):
+    for line_no, line in enumerate(read_text_file(path, "UCF101 class index file").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue

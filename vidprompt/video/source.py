@@ -31,6 +31,8 @@ def check_source(source: str) -> None:
     if not os.path.exists(source):
         raise VideoError("file not found")
     if os.path.isdir(source):
-        raise VideoError("is a folder, not a video file")
+        raise VideoError("a folder with no video files in it")
     if os.path.getsize(source) == 0:
         raise VideoError("empty file")
+    if source.lower().endswith(".txt"):  # the inputs read every .txt as a list of videos; one that reaches here
+        raise VideoError("a list of videos that lists no video")  # listed none

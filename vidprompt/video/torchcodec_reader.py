@@ -73,8 +73,9 @@ def _reason(exc: BaseException, source: str) -> str:
     """FFmpeg's words from a torchcodec error, without its C++ source location or the file name:
     "SingleStreamDecoder, /src/...cpp:41, Could not open input file: a.mp4 Invalid data ..." ->
     "invalid data ..."."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.sub(r"^\w+, \S+:\d+, ", "", text)
-    if source in text:
+    text = str(exc).strip()
+    if source and source in text:  # before splitting lines: a file name may hold a newline
         text = text.split(source, 1)[1].strip(" :,") or text
+    text = text.splitlines()[0] if text else type(exc).__name__
+    text = re.sub(r"^\w+, \S+:\d+, ", "", text)
     return (text[:1].lower() + text[1:])[:120]
