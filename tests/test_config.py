@@ -47,7 +47,7 @@ def test_bad_overrides(overrides, message):
     (["accumulate=0"], "accumulate must be at least 1"),
     (["drop_path=1"], "drop_path must be"),
     (["split=7", "dataset=ucf101"], "split must be 1, 2 or 3"),
-    (["split=2", "data=videos"], "split 2 applies to --dataset ucf101 or hmdb51 only"),
+    (["split=2", "data=videos"], "split 2 applies to dataset ucf101 or hmdb51 only"),
 ])
 def test_out_of_range_values_are_usage_errors(overrides, message):
     with pytest.raises(UsageError, match=message):

@@ -49,12 +49,14 @@ def test_short_videos_repeat_frames_instead_of_failing(sampling):
 
 
 def test_view_config_validation():
-    with pytest.raises(UsageError, match="--crops"):
+    with pytest.raises(UsageError, match="^crops must be 1 or 3"):  # the library names fields, not flags
         ViewConfig(crops=2)
-    with pytest.raises(UsageError, match="--sampling"):
+    with pytest.raises(UsageError, match="^sampling must be"):
         ViewConfig(sampling="random")
-    with pytest.raises(UsageError, match="--frames"):
+    with pytest.raises(UsageError, match="^frames must be"):
         ViewConfig(frames=0)
+    with pytest.raises(UsageError, match="at most 1024"):  # memory set by the views, bounded
+        ViewConfig(frames=512, clips=2, crops=3)
     assert ViewConfig(clips=3, crops=3).num_views == 9
 
 

@@ -20,7 +20,8 @@ from ._version import __version__
 from .backbone import Backbone, build_backbone, is_random_weights, read_model_config
 from .errors import UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
-from .methods import build_method
+from .labels import check_labels
+from .methods import build_method, stored_hparams_problem
 from .methods.base import VideoTextModel
 from .video import ViewConfig
 
@@ -83,6 +84,8 @@ def save_checkpoint(path: str | Path, model: VideoTextModel, view: ViewConfig, c
 def _open(path: Path):
     from safetensors import safe_open
 
+    if path.is_dir():
+        raise UsageError(f"checkpoint {path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
     try:
@@ -93,6 +96,8 @@ def _open(path: Path):
 
 
 def _decode_info(path: Path, metadata: dict) -> CheckpointInfo:
+    """The metadata, every field checked for its type and range: a damaged or crafted file is one line naming
+    it, never a crash (or a huge allocation) later on."""
     if metadata.get("format") != FORMAT:
         raise VidpromptError(f"{path} is a safetensors file but not a vidprompt checkpoint")
     try:
@@ -100,26 +105,50 @@ def _decode_info(path: Path, metadata: dict) -> CheckpointInfo:
         if version > FORMAT_VERSION:
             raise VidpromptError(f"{path} has checkpoint format {version}, newer than this vidprompt "
                                  f"({__version__}) reads ({FORMAT_VERSION}); upgrade vidprompt")
-        model = metadata["model"]
+        model = _typed(metadata["model"], str, "model")
         if not _SAFE_NAME.fullmatch(model):  # it names a file in the cache when the config is rebuilt
             raise ValueError(f"model name {model!r}")
+        classes = _typed(json.loads(metadata["classes"]), list, "classes")
+        if not all(isinstance(c, str) for c in classes):
+            raise ValueError("classes must be a list of names")
+        check_labels(classes, source="classes")
         return CheckpointInfo(
-            method=metadata["method"], model=model, pretrained=metadata["pretrained"],
-            model_config=json.loads(metadata.get("model_config") or "null"),
-            quick_gelu=bool(json.loads(metadata.get("quick_gelu") or "false")),
-            hparams=json.loads(metadata["hparams"]), view=ViewConfig(**json.loads(metadata["view"])),
-            classes=json.loads(metadata["classes"]), format_version=version,
-            vidprompt_version=metadata.get("vidprompt_version", "?"),
-            extra=json.loads(metadata.get("extra") or "{}"))
-    except (KeyError, ValueError, TypeError, UsageError) as exc:
+            method=_typed(metadata["method"], str, "method"), model=model,
+            pretrained=_typed(metadata["pretrained"], str, "pretrained"),
+            model_config=_typed(json.loads(metadata.get("model_config") or "null"), (dict, type(None)),
+                                "model_config"),
+            quick_gelu=_typed(json.loads(metadata.get("quick_gelu") or "false"), bool, "quick_gelu"),
+            hparams=_typed(json.loads(metadata["hparams"]), dict, "hparams"),
+            view=ViewConfig.from_dict(json.loads(metadata["view"])),
+            classes=classes, format_version=version,
+            vidprompt_version=str(metadata.get("vidprompt_version", "?")),
+            extra=_typed(json.loads(metadata.get("extra") or "{}"), dict, "extra"))
+    except KeyError as exc:
+        raise VidpromptError(f"{path}: damaged checkpoint metadata (no {exc.args[0]!r})") from None
+    except (ValueError, TypeError, UsageError) as exc:
         raise VidpromptError(f"{path}: damaged checkpoint metadata ({exc})") from None
+
+
+def _typed(value, kind, name: str):
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _check_fit(path: Path, info: CheckpointInfo, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The hyper-parameters must describe the stored tensors: checked before a model of that size is built."""
+    problem = stored_hparams_problem(info.method, info.hparams, shapes)
+    if problem is not None:
+        raise VidpromptError(f"{path}: damaged checkpoint metadata ({problem})")
 
 
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The validated metadata alone (cheap: tensors are not read)."""
     path = Path(path)
     with _open(path) as handle:
-        return _decode_info(path, handle.metadata() or {})
+        info = _decode_info(path, handle.metadata() or {})
+        _check_fit(path, info, {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
+        return info
 
 
 def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
@@ -127,6 +156,7 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.T
     path = Path(path)
     with _open(path) as handle:
         info = _decode_info(path, handle.metadata() or {})
+        _check_fit(path, info, {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
         try:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except Exception:

@@ -17,7 +17,7 @@ import typer
 from .cli import (BatchOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt, LabelsOpt,
                   ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt, WorkersOpt,
                   DecoderOpt,
-                  _warn_random_weights)
+                  _warn_random_weights, user_view)
 from .errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
@@ -154,6 +154,10 @@ def eval_command(
         if distributed.is_distributed() and pending:
             log.info("%d processes (torchrun), each scoring about %d of the %d videos to go",
                      distributed.world_size(), -(-pending // distributed.world_size()), pending)
+        from .interrupts import doing
+
+        doing(f"evaluating into {out}; the scored videos are saved: run the same command again to resume"
+              if out is not None else "evaluating (no --out: nothing was saved)")
         show = not quiet and pending > 0 and distributed.is_main()
         with progress_bar(pending, "evaluating", enabled=show) as advance:
             run.run(progress=advance)
@@ -192,10 +196,7 @@ def eval_command(
 
 def _check_view(preset_views, given: dict) -> None:
     """Bad view values are usage errors before any model loads (ViewConfig checks them)."""
-    from .video import ViewConfig
-
-    base = preset_views.to_dict() if preset_views is not None else ViewConfig().to_dict()
-    ViewConfig(**{**base, **given})
+    user_view(preset_views, given)
 
 
 def _abs(path: Optional[Path]) -> Optional[str]:
@@ -210,21 +211,21 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
 
     from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED
     from .classifier import VideoClassifier, load_classifier
+    from dataclasses import replace
+
     from .video import ViewConfig
 
-    base = preset_views.to_dict() if preset_views is not None else ViewConfig().to_dict()
     common = dict(device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                   decoder=decoder)
     if checkpoint is None:
-        view = ViewConfig(**{**base, **given})
+        view = user_view(preset_views, given)
         return load_classifier(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED, templates=templates,
                                view=view, **common)
     if "checkpoint" not in inspect.signature(load_classifier).parameters:
         raise VidpromptError("--checkpoint is not supported by this build of vidprompt (zero-shot only)")
     clf = load_classifier(model, pretrained, checkpoint=str(checkpoint), **common)
-    trained = clf.view.to_dict()
-    merged = {**base, **{k: trained[k] for k in ("frames", "sampling", "stride")}, **given}
-    view = ViewConfig(**merged)
+    trained = {k: getattr(clf.view, k) for k in ("frames", "sampling", "stride")}
+    view = user_view(replace(preset_views or ViewConfig(), **trained), given)
     if view == clf.view:
         return clf
     return VideoClassifier(clf.model, view, device=clf.device, precision=precision, batch_size=batch_size,

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import UsageError
+from .errors import OptionValueError, UsageError
 
 
 def _opt(default, help: str):
@@ -105,9 +105,12 @@ class TrainConfig:
         ]
         for name, ok, expected in ranges:
             if not ok:
-                raise UsageError(f"{name} must be {expected} (got {getattr(self, name)})")
+                raise OptionValueError(name, f"{name} must be {expected} (got {getattr(self, name)})")
         if self.split != 1 and self.dataset not in ("ucf101", "hmdb51"):
-            raise UsageError(f"split {self.split} applies to --dataset ucf101 or hmdb51 only")
+            raise OptionValueError("split", f"split {self.split} applies to dataset ucf101 or hmdb51 only")
+        from .video import ViewConfig
+
+        ViewConfig(frames=self.frames, sampling=self.sampling, stride=self.stride)  # the same bounds as classify
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -124,7 +127,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: Any, source: str = "") -> Any:
     """Turn YAML or ``--set`` values into the field's type; ``none``/``null`` clears optional fields."""
     hint = typing.get_type_hints(TrainConfig)[name]
     args = typing.get_args(hint)
@@ -133,8 +136,10 @@ def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, str) and optional and value.strip().lower() in ("none", "null", "~", ""):
         return None
     if isinstance(value, str) and not value.strip():
-        raise UsageError(f"{name} cannot be empty")
+        raise UsageError(f"{source}{name} cannot be empty")
     try:
+        if isinstance(value, (list, dict)):
+            raise TypeError(value)
         if base is bool:
             if isinstance(value, bool):
                 return value
@@ -152,7 +157,7 @@ def _coerce(name: str, value: Any) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise UsageError(f"{name}: expected {base.__name__}, got {value!r}") from None
+        raise UsageError(f"{source}{name}: expected {base.__name__}, got {value!r}") from None
 
 
 def _check_key(key: str, source: str) -> None:
@@ -162,32 +167,49 @@ def _check_key(key: str, source: str) -> None:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 **flags: Any) -> TrainConfig:
-    """YAML file, then ``key=value`` overrides, then explicit flags (``None`` flags are ignored)."""
+    """YAML file, then ``key=value`` overrides, then explicit flags (``None`` flags are ignored). A bad value
+    is one usage error that says where it came from: the file, the ``--set`` or the flag."""
+    from .fileio import read_text_file
+
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     if path is not None:
         try:
-            loaded = yaml.safe_load(Path(path).read_text("utf-8")) or {}
-        except FileNotFoundError:
-            raise UsageError(f"config file not found: {path}") from None
+            loaded = yaml.safe_load(read_text_file(path, "config file")) or {}
         except yaml.YAMLError as exc:
             raise UsageError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"{path}: expected a mapping of option: value")
         for key, value in loaded.items():
-            _check_key(key, str(path))
-            values[key] = value if value is None else _coerce(key, value)
+            _check_key(str(key), str(path))
+            values[key] = value if value is None else _coerce(key, value, f"{path}: ")
+            sources[key] = f"{path}: "
     for item in overrides or []:
         if "=" not in item:
             raise UsageError(f"--set expects key=value, got '{item}'")
         key, value = item.split("=", 1)
         key = key.strip().replace("-", "_")
         _check_key(key, "--set")
-        values[key] = _coerce(key, yaml.safe_load(value) if value.strip() else value)
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else value
+        except yaml.YAMLError:
+            parsed = value
+        values[key] = _coerce(key, parsed, f"--set {item}: ")
+        sources[key] = f"--set {item}: "
     for key, value in flags.items():
         if value is not None:
             _check_key(key, "flag")
-            values[key] = _coerce(key, value)
-    return TrainConfig(**values)
+            values[key] = _coerce(key, value, f"--{key.replace('_', '-')}: ")
+            sources[key] = "--"
+    config = TrainConfig(**values)
+    try:
+        config.check()
+    except OptionValueError as exc:
+        source = sources.get(exc.field)
+        if source is None:
+            raise
+        raise UsageError(f"{source}{exc}" if source != "--" else f"--{str(exc).replace('_', '-', 1)}") from None
+    return config
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

@@ -13,5 +13,14 @@ class UsageError(VidpromptError):
     exit_code = 2
 
 
+class OptionValueError(UsageError):
+    """One setting out of range. ``field`` names it, so the caller can say where the value came from: an option
+    the user typed, a line of a config file, a checkpoint's metadata."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 class VideoError(VidpromptError):
     """A video that cannot be opened or decoded; reported per video, the rest go on."""

@@ -257,6 +257,16 @@ class AIM(VideoTextModel):
         """Names of trainable parameters the official recipe keeps out of weight decay (embeddings, norms)."""
         return {"temporal_embedding", *(f"ln_post.{n}" for n, _ in self.ln_post.named_parameters())}
 
+    @staticmethod
+    def stored_shape_problem(hparams: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
+        """The frame count must be that of the stored temporal embedding; ratios within their ranges."""
+        frames = shapes.get("temporal_embedding", (0,))[0]
+        if hparams.get("num_frames", 8) != frames:
+            return f"num_frames is {hparams.get('num_frames', 8)} but the stored temporal embedding has {frames} rows"
+        if not 0 < hparams.get("bottleneck_ratio", 0.25) <= 1:
+            return f"bottleneck_ratio {hparams['bottleneck_ratio']} is not in (0, 1]"
+        return None
+
     def hparams(self) -> dict:
         return {
             "num_frames": self.num_frames,

@@ -66,6 +66,12 @@ class VideoTextModel(nn.Module):
         """Everything beyond the backbone needed to rebuild this model (JSON-serialisable)."""
         return {}
 
+    @staticmethod
+    def stored_shape_problem(hparams: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
+        """What in ``hparams`` (read from a checkpoint) disagrees with the stored tensors' ``shapes``, checked
+        before the model is built; ``None`` when they agree."""
+        return None
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The trained tensors only (what a checkpoint stores): the parameters that require grad."""
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}

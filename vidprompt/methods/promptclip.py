@@ -234,6 +234,22 @@ class PromptCLIP(VideoTextModel):
     def logit_scale(self) -> torch.Tensor:
         return self._inv_temperature
 
+    @staticmethod
+    def stored_shape_problem(hparams: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
+        """Prompt lengths, frames and layers must be those of the stored prompts, positions and blocks."""
+        position = shapes.get("temporal.position", (0, 0))
+        stored = {"n_prefix": shapes.get("text_encoder.prefix", (0,))[0],
+                  "n_suffix": shapes.get("text_encoder.suffix", (0,))[0],
+                  "max_frames": position[0],
+                  "temporal_layers": len({name.split(".")[2] for name in shapes if name.startswith("temporal.blocks.")})}
+        for name, count in stored.items():
+            if name in hparams and hparams[name] != count:
+                return f"{name} is {hparams[name]} but the stored tensors hold {count}"
+        heads = hparams.get("temporal_heads", 8)
+        if not 1 <= heads <= max(position[1], 1):
+            return f"temporal_heads is {heads}, more than the embedding width {position[1]}"
+        return None
+
     def hparams(self) -> dict:
         return {
             "n_prefix": self.text_encoder.n_prefix,

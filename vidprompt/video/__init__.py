@@ -17,12 +17,12 @@
 from .decoders import BACKENDS, DECODER_CHOICES, Decoder, installed_backends, resolve_decoder
 from .frames import DecodedClip, decodable_length, load_clip_frames, read_views
 from .reader import DecodeError, VideoReader, VideoTiming
-from .sampling import SAMPLING_MODES, ViewConfig, dense_indices, sample_indices, segment_indices
+from .sampling import SAMPLING_MODES, ViewConfig, ViewError, dense_indices, sample_indices, segment_indices
 from .source import VIDEO_EXTENSIONS, absolute_source, check_source, is_url
 
 __all__ = [
     "BACKENDS", "DECODER_CHOICES", "Decoder", "installed_backends", "resolve_decoder", "DecodedClip",
     "decodable_length", "load_clip_frames", "read_views", "DecodeError", "VideoReader", "VideoTiming",
-    "SAMPLING_MODES", "ViewConfig", "dense_indices", "sample_indices", "segment_indices", "VIDEO_EXTENSIONS",
+    "SAMPLING_MODES", "ViewConfig", "ViewError", "dense_indices", "sample_indices", "segment_indices", "VIDEO_EXTENSIONS",
     "absolute_source", "check_source", "is_url",
 ]

@@ -9,9 +9,20 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import UsageError, VideoError
+from ..errors import OptionValueError, VideoError
 
 SAMPLING_MODES = ("segment", "dense")
+
+
+# Bounds that keep the memory of one video's views independent of a mistyped value: the largest published
+# protocols use 32 frames x 4 clips x 3 crops (384 images); 1,024 images of 224 x 224 are 150 MB as uint8.
+MAX_FRAMES = 512
+MAX_CLIPS = 64
+MAX_IMAGES_PER_VIDEO = 1024
+
+
+class ViewError(OptionValueError):
+    """A view setting out of range (``field`` names it)."""
 
 
 @dataclass(frozen=True)
@@ -29,16 +40,41 @@ class ViewConfig:
     crops: int = 1
 
     def __post_init__(self):
-        if self.frames < 1:
-            raise UsageError(f"--frames must be at least 1 (got {self.frames})")
+        for name in ("frames", "stride", "clips", "crops"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ViewError(name, f"{name} must be a whole number (got {value!r})")
+        if not isinstance(self.sampling, str):
+            raise ViewError("sampling", f"sampling must be a string (got {self.sampling!r})")
+        if not 1 <= self.frames <= MAX_FRAMES:
+            raise ViewError("frames", f"frames must be at least 1 and at most {MAX_FRAMES} (got {self.frames})")
         if self.sampling not in SAMPLING_MODES:
-            raise UsageError(f"--sampling must be one of {', '.join(SAMPLING_MODES)} (got '{self.sampling}')")
+            raise ViewError("sampling", f"sampling must be one of {', '.join(SAMPLING_MODES)} "
+                                        f"(got '{self.sampling}')")
         if self.stride < 1:
-            raise UsageError(f"--stride must be at least 1 (got {self.stride})")
-        if self.clips < 1:
-            raise UsageError(f"--clips must be at least 1 (got {self.clips})")
+            raise ViewError("stride", f"stride must be at least 1 (got {self.stride})")
+        if not 1 <= self.clips <= MAX_CLIPS:
+            raise ViewError("clips", f"clips must be at least 1 and at most {MAX_CLIPS} (got {self.clips})")
         if self.crops not in (1, 3):
-            raise UsageError(f"--crops must be 1 or 3 (got {self.crops})")
+            raise ViewError("crops", f"crops must be 1 or 3 (got {self.crops})")
+        images = self.frames * self.clips * self.crops
+        if images > MAX_IMAGES_PER_VIDEO:
+            raise ViewError("frames", f"frames x clips x crops = {self.frames} x {self.clips} x {self.crops} = "
+                                      f"{images} images per video; at most {MAX_IMAGES_PER_VIDEO}")
+
+    @classmethod
+    def from_dict(cls, data: object) -> "ViewConfig":
+        """Views stored in a file (a checkpoint, an index); any problem is a ``ValueError`` for the reader of
+        that file to report with the file's name."""
+        if not isinstance(data, dict):
+            raise ValueError(f"views must be a mapping, not {type(data).__name__}")
+        unknown = sorted(set(data) - {"frames", "sampling", "stride", "clips", "crops"})
+        if unknown:
+            raise ValueError(f"unknown view settings {unknown}")
+        try:
+            return cls(**data)
+        except ViewError as exc:
+            raise ValueError(f"view {exc}") from None
 
     @property
     def num_views(self) -> int:
