@@ -17,12 +17,15 @@ import torch
 from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
 from .errors import UsageError
 from .labels import DEFAULT_TEMPLATES, check_labels
-from .loader import VideoViews, iterate_views
+from .loader import VideoViews, bounded_batch, iterate_views
 from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
 from .text_cache import TextEmbeddingCache
 from .transforms import FramePreprocessor
 from .video import ViewConfig, resolve_decoder
+
+
+IMAGES_PER_FORWARD = 512  # images per model call; bigger batches are split (the results are the same)
 
 
 @dataclass
@@ -81,26 +84,38 @@ class VideoClassifier:
         key = None if method_key is None else \
             f"{self.model.backbone.identity}|{method_key}|{precision_name(self.autocast_dtype)}"
 
-        def compute() -> torch.Tensor:
+        def compute(chunk: Sequence[str]) -> torch.Tensor:
             with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
-                return self.model.encode_labels(labels).float()
+                return self.model.encode_labels(chunk).float()
 
         return self.text_cache.get_or_compute(key, labels, compute).to(self.device)
 
     # --- video --------------------------------------------------------------------------------------------
     def encode_views(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 views ``[n, views, T, 3, h, w]`` (as the loader yields them) -> embeddings ``[n, views, D]``."""
-        frames = frames.to(self.device, non_blocking=True)
-        n, views = frames.shape[:2]
+        """uint8 views ``[n, views, T, 3, h, w]`` (as the loader yields them) -> embeddings ``[n, views, D]``.
+
+        At most :data:`IMAGES_PER_FORWARD` images go through the model at once (whole clips, at least one), so
+        the model's memory does not grow with the batch size, frames, clips or crops asked for."""
+        n, views, t = frames.shape[:3]
+        clips = frames.flatten(0, 1)
+        step = max(1, IMAGES_PER_FORWARD // t)
+        out = []
         with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
-            x = self.preprocessor.normalize(frames.flatten(0, 1))
-            return self.model.encode_video(x).float().reshape(n, views, -1)
+            for start in range(0, clips.shape[0], step):
+                x = self.preprocessor.normalize(clips[start:start + step].to(self.device, non_blocking=True))
+                out.append(self.model.encode_video(x).float())
+        return torch.cat(out).reshape(n, views, -1)
+
+    def videos_per_batch(self, count: int) -> int:
+        """The batch size asked for, bounded by the videos there are and by ``loader.IMAGES_PER_BATCH`` decoded
+        images held at once."""
+        return bounded_batch(self.batch_size, count, self.view.num_views * self.view.frames)
 
     def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
                          ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
         """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
         dataset = VideoViews(paths, self.view, self.preprocessor, decoder=self.decoder)
-        for batch in iterate_views(dataset, self.batch_size, self.num_workers,
+        for batch in iterate_views(dataset, self.videos_per_batch(len(paths)), self.num_workers,
                                    pin_memory=self.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             embeddings: dict[int, torch.Tensor] = {}

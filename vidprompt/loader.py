@@ -8,6 +8,7 @@ does not survive a fork; its frames are resized on the GPU where they were decod
 from __future__ import annotations
 
 import os
+import signal
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ def _as_list(items: list[VideoItem]) -> list[VideoItem]:
     return items
 
 
+IMAGES_PER_BATCH = 4096  # decoded images one batch may hold (600 MB of 224 x 224 uint8), whatever was asked for
+
+
+def bounded_batch(batch_size: int, items: int, images_per_item: int) -> int:
+    """``batch_size`` bounded by the ``items`` there are and by :data:`IMAGES_PER_BATCH` images held at once, so
+    a mistyped ``--batch-size 100000`` costs no more memory than the work needs."""
+    return max(1, min(batch_size, items, IMAGES_PER_BATCH // max(images_per_item, 1)))
+
+
 def default_num_workers() -> int:
     """One decoding worker per core, up to 8: decoding, not the model, limits throughput on a GPU."""
     return min(8, os.cpu_count() or 1)
@@ -104,12 +114,14 @@ def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = N
         pin_memory = False
     elif isinstance(dataset, IterableDataset):
         batches = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_as_list,
+                             worker_init_fn=_ignore_interrupts,
                              prefetch_factor=2 if workers > 0 else None)
     else:
         # Enough videos in flight to keep two batches ahead of the model.
         prefetch = max(2, -(-2 * batch_size // workers)) if workers > 0 else None
         items = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers,
-                           collate_fn=_unchanged, prefetch_factor=prefetch, persistent_workers=False)
+                           collate_fn=_unchanged, prefetch_factor=prefetch, persistent_workers=False,
+                           worker_init_fn=_ignore_interrupts)
         batches = _grouped(items, batch_size)
     for batch in batches:
         if pin_memory:
@@ -117,6 +129,12 @@ def iterate_views(dataset: Dataset, batch_size: int, num_workers: int | None = N
                 if item.frames is not None and item.frames.device.type == "cpu":
                     item.frames = item.frames.pin_memory()
         yield batch
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """Ctrl-C reaches every process of the terminal's group. The main process stops the work and says so in one
+    line; a worker that raised KeyboardInterrupt too would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _grouped(items: Iterable[VideoItem], size: int) -> Iterator[list[VideoItem]]:

@@ -169,12 +169,14 @@ class SlidingWindows:
             self.timing = timing or probe_video(self.path, clf.decoder)
         except VideoError as exc:
             raise VideoError(f"{self.path}: {exc}") from None
+        # Windows closer than one frame apart would see the same frames: at most one window starts per frame,
+        # so the work (and the memory of the results) is set by the video, not by the value typed.
+        frame = self.timing.duration / max(self.timing.num_frames, 1)
+        if self.stride < frame and self.timing.duration > self.window:
+            log.warning("warning: --stride %g s is shorter than one frame of %s (%.3g s); windows start one "
+                        "frame apart instead", self.stride, self.path, frame)
+            self.stride = frame
         self.windows = window_spans(self.timing.duration, self.window, self.stride)
-        frame = 1.0 / self.timing.fps
-        if self.stride < frame and len(self.windows) > 1:
-            log.warning("warning: --stride %g s is shorter than one frame of %s (%.3g s): neighbouring windows "
-                        "see the same frames, and %d windows cost that many model passes",
-                        self.stride, self.path, frame, len(self.windows))
 
     @property
     def duration(self) -> float:
@@ -187,12 +189,13 @@ class SlidingWindows:
                    ) -> Iterator[tuple[int, torch.Tensor | None, str | None]]:
         """Yield ``(window index, embeddings [views, D] or None, error or None)`` in time order."""
         clf = self.clf
-        dataset = WindowViews(self.path, self.windows, self.timing, clf.view, clf.preprocessor, clf.batch_size,
+        batch_size = clf.videos_per_batch(len(self.windows))
+        dataset = WindowViews(self.path, self.windows, self.timing, clf.view, clf.preprocessor, batch_size,
                               clf.decoder)
         workers = default_num_workers() if clf.num_workers is None else clf.num_workers
         # One batch needs no worker process; more workers than batches would idle; a GPU decoder stays here.
         workers = 0 if dataset.num_batches < 2 or clf.decoder.on_gpu else min(workers, dataset.num_batches)
-        for batch in iterate_views(dataset, clf.batch_size, workers, pin_memory=clf.device.type == "cuda"):
+        for batch in iterate_views(dataset, batch_size, workers, pin_memory=clf.device.type == "cuda"):
             good = [item for item in batch if item.frames is not None]
             embedded = {}
             if good:

@@ -15,7 +15,14 @@ from .fileio import atomic_write, cache_dir
 log = logging.getLogger(__name__)
 
 
+LABELS_PER_CHUNK = 256  # labels encoded per text-encoder pass: memory set by this, not by the label count
+
+
 class TextEmbeddingCache:
+    """Label embeddings by chunks of :data:`LABELS_PER_CHUNK` labels: a list of 20,000 labels is encoded in
+    bounded passes, each chunk written to the disk cache as soon as it is done (an interrupted run keeps the
+    chunks it finished), and the next run with the same list reads them back."""
+
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = (root or cache_dir()) / "text"
         self.enabled = enabled
@@ -24,22 +31,30 @@ class TextEmbeddingCache:
     @staticmethod
     def key(model_key: str, labels: Sequence[str]) -> str:
         payload = model_key + "\x00" + "\x1f".join(labels)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+        return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get_or_compute(self, model_key: str | None, labels: Sequence[str],
-                       compute: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """Embeddings for ``labels``; ``model_key=None`` means the text side is not cacheable."""
+                       compute: Callable[[Sequence[str]], torch.Tensor]) -> torch.Tensor:
+        """Embeddings ``[len(labels), D]`` (float32, CPU); ``compute(some_labels)`` encodes one chunk.
+        ``model_key=None`` means the text side is not cacheable (still encoded chunk by chunk)."""
+        labels = list(labels)
+        chunks = [labels[i:i + LABELS_PER_CHUNK] for i in range(0, len(labels), LABELS_PER_CHUNK)]
         if model_key is None:
-            return compute()
-        key = self.key(model_key, labels)
-        if key in self._memory:
-            return self._memory[key]
-        embeddings = self._load(key, len(labels)) if self.enabled else None
-        if embeddings is None:
-            embeddings = compute().detach().float().cpu()
-            if self.enabled:
-                self._store(key, embeddings)
-        self._memory[key] = embeddings
+            return torch.cat([compute(chunk).detach().float().cpu() for chunk in chunks])
+        whole = self.key(model_key, labels)
+        if whole in self._memory:
+            return self._memory[whole]
+        parts = []
+        for chunk in chunks:
+            key = self.key(model_key, chunk)
+            embeddings = self._load(key, len(chunk)) if self.enabled else None
+            if embeddings is None:
+                embeddings = compute(chunk).detach().float().cpu()
+                if self.enabled:
+                    self._store(key, embeddings)
+            parts.append(embeddings)
+        embeddings = torch.cat(parts)
+        self._memory = {whole: embeddings}  # the last list only: a session of many lists stays small
         return embeddings
 
     def _path(self, key: str) -> Path:
