@@ -238,10 +238,10 @@ def test_feature_cache_is_reused_across_runs(motion, tmp_path, cache_dir):
 
 def test_shots_and_class_subset(motion, tmp_path, cache_dir):
     classes = tmp_path / "classes.txt"
-    classes.write_text("moving right\n")
+    classes.write_text("moving right\nmoving left\n")
     trainer = Trainer(motion_config(motion, tmp_path / "r", shots=4, classes=str(classes), val=None,
                                     val_fraction=0.0), progress=False)
-    assert trainer.data.classes == ["moving right"] and len(trainer.data.train_paths) == 4
+    assert trainer.data.classes == ["moving right", "moving left"] and len(trainer.data.train_paths) == 8
     again = Trainer(motion_config(motion, tmp_path / "s", shots=4, classes=str(classes), val=None,
                                   val_fraction=0.0), progress=False)
     assert again.data.train_paths == trainer.data.train_paths

@@ -80,13 +80,22 @@ def _view(frames: int | None, sampling: str | None, stride: int | None, clips: i
           base=None):
     """Views from the options; what the user did not give comes from ``base`` (a checkpoint's or a
     dataset preset's views), else the defaults."""
-    from dataclasses import replace
-
-    from .video import ViewConfig
-
     given = {"frames": frames, "sampling": sampling.strip().lower() if sampling else None, "stride": stride,
              "clips": clips, "crops": crops}
-    return replace(base or ViewConfig(), **{k: v for k, v in given.items() if v is not None})
+    return user_view(base, {k: v for k, v in given.items() if v is not None})
+
+
+def user_view(base, given: dict):
+    """``base`` views (default: the defaults) with the values the user typed; an out-of-range value is a usage
+    error that names the option."""
+    from dataclasses import replace
+
+    from .video import ViewConfig, ViewError
+
+    try:
+        return replace(base or ViewConfig(), **given)
+    except ViewError as exc:
+        raise UsageError(f"--{exc}" if exc.field in given else str(exc)) from None
 
 
 def _warn_random_weights(pretrained: str | None) -> None:
@@ -154,6 +163,9 @@ def classify(
     clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
                           device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                           decoder=decoder)
+    from .interrupts import doing
+
+    doing(f"classifying {len(paths)} videos (nothing was saved)")
     with progress_bar(len(paths), "classifying", enabled=not quiet) as advance:
         results = clf.classify(paths, label_list, top_k=top_k, progress=advance)
     for result in results:
@@ -241,6 +253,10 @@ def train_prompts(
         runtime = {}
         cfg = load_config(config, set_, **{k: (str(v) if isinstance(v, Path) else v) for k, v in flags.items()})
     _warn_random_weights(cfg.pretrained)
+    from .interrupts import doing
+
+    doing(f"training {cfg.out}; every finished epoch is saved: resume with "
+          f"`vidprompt train-prompts --resume {cfg.out}`")
     summary = train(cfg, resume=resume is not None, progress=not quiet, overrides=runtime)
     from . import distributed
 
@@ -291,8 +307,15 @@ def inspect(
 
 # Entry point ---------------------------------------------------------------------------------------------
 class _OneLineFormatter(logging.Formatter):
+    """``vidprompt: message``, always one line: names with newlines or odd bytes are escaped."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return f"vidprompt: {record.getMessage()}"
+        from .display import printable
+
+        message = printable(record.getMessage())
+        if record.levelno == logging.WARNING and not message.startswith("warning"):
+            message = f"warning: {message}"
+        return f"vidprompt: {message}"
 
 
 def _setup_logging() -> None:
@@ -311,14 +334,22 @@ def _setup_logging() -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     """Console-script entry: user errors become one line on stderr and exit code 2 (usage) or 1 (runtime)."""
     _setup_logging()
+    sys.stdout = _GuardedOutput(sys.stdout)
     try:
         result = app(args=argv, prog_name="vidprompt", standalone_mode=False)
+        sys.stdout.flush()
     except typer.Exit as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # Typer turns Ctrl-C into Exit(130)
+            _interrupted()
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        _fail("interrupted", 130)
+        _interrupted()
     except VidpromptError as exc:
         _fail(f"error: {exc}", exc.exit_code)
+    except OSError as exc:  # a full disk, a file too large, a folder that vanished mid-run
+        from .fileio import describe_os_error
+
+        _fail(f"error: cannot write or read {describe_os_error(exc)}", 1)
     except Exception as exc:
         if _is_parse_error(exc):  # bad option, bad value, missing argument
             ctx = getattr(exc, "ctx", None)
@@ -330,7 +361,57 @@ def main(argv: Optional[List[str]] = None) -> None:
         if os.environ.get("VIDPROMPT_DEBUG"):  # a bug, not user error: one line unless asked
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set VIDPROMPT_DEBUG=1 for the traceback)", 1)
+    if result == 130:  # Typer turns Ctrl-C into Exit(130), and returns its code outside standalone mode
+        _interrupted()
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line saying what stopped (and how to resume it), exit 130, and nothing else."""
+    from .interrupts import message
+
+    sys.unraisablehook = lambda unraisable: None  # workers and files torn down mid-way: nothing to report
+    _fail(message(), 130)
+
+
+class OutputError(VidpromptError):
+    """stdout cannot take the results: a full disk, a closed pipe."""
+
+
+class _GuardedOutput:
+    """stdout, with a failed write turned into one error line instead of a traceback. After a failure every
+    later write is dropped (and fd 1 points at /dev/null), so Python's own flush at exit stays silent."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._failed = False
+
+    def write(self, text: str) -> int:
+        if self._failed:
+            return len(text)
+        return self._guard(self._stream.write, text)
+
+    def flush(self) -> None:
+        if not self._failed:
+            self._guard(self._stream.flush)
+
+    def _guard(self, call, *args):
+        try:
+            return call(*args)
+        except OSError as exc:
+            self._failed = True
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self._stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+            reason = "the reading end of the pipe was closed" if isinstance(exc, BrokenPipeError) else \
+                exc.strerror or str(exc)
+            raise OutputError(f"cannot write the results to stdout: {reason}") from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def _is_parse_error(exc: Exception) -> bool:
@@ -339,7 +420,10 @@ def _is_parse_error(exc: Exception) -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    print(f"vidprompt: {message.splitlines()[0]}", file=sys.stderr)
+    from .display import printable
+
+    lines = message.splitlines() or [""]
+    print(f"vidprompt: {printable(lines[0])}", file=sys.stderr)
     sys.exit(code)
 
 

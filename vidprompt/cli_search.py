@@ -88,64 +88,72 @@ def index_command(
 ) -> None:
     """Embed every clip of a video library into a searchable index (incremental and resumable)."""
     from .fileio import check_output_folder
-    from .index import read_meta
+    from .index import claim_index, open_for_update
     from .inputs import expand_inputs
 
-    meta = read_meta(check_output_folder(out, "--out"))
-    if not inputs:
-        if meta is None or not meta.get("inputs"):
-            raise UsageError("no inputs: give video files or folders to index")
-        inputs = meta["inputs"]
-    _check_inputs(inputs)
-    if window is None and window_stride is None and meta is not None and meta.get("windows"):
-        window, window_stride = meta["windows"]["window"], meta["windows"]["stride"]
-    base_view = None
-    if meta is not None:
-        from .video import ViewConfig
+    lock = claim_index(check_output_folder(out, "--out"))  # a second build of this folder is refused at once
+    try:
+        meta = open_for_update(out)
+        if not inputs:
+            if meta is None or not meta.get("inputs"):
+                raise UsageError("no inputs: give video files or folders to index")
+            inputs = meta["inputs"]
+        _check_inputs(inputs)
+        if window is None and window_stride is None and meta is not None and meta.get("windows"):
+            window, window_stride = meta["windows"]["window"], meta["windows"]["stride"]
+        base_view = None
+        if meta is not None:
+            from .video import ViewConfig
 
-        base_view = ViewConfig(**meta["view"])
-    elif checkpoint is not None:
-        from .checkpoint import read_checkpoint_info
+            base_view = ViewConfig.from_dict(meta["view"])  # checked when the index was opened
+        elif checkpoint is not None:
+            from .checkpoint import read_checkpoint_info
 
-        base_view = read_checkpoint_info(checkpoint).view
-    view = _view(frames, sampling, stride, clips, crops, base_view)
-    templates = _templates(template)
-    paths = expand_inputs(inputs)
-    if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
-        raise VidpromptError(f"no video files found in: {' '.join(inputs)}; the index is left as it was")
+            base_view = read_checkpoint_info(checkpoint).view
+        view = _view(frames, sampling, stride, clips, crops, base_view)
+        templates = _templates(template)
+        paths = expand_inputs(inputs, keep_empty=False)  # an index holds videos, not reports of empty folders
+        if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
+            raise VidpromptError(f"no video files found in: {' '.join(inputs)}; the index is left as it was")
 
-    import torch
+        import torch
 
-    from .index import IndexBuild, classifier_for
-    from .progress import progress_bar
+        from .index import IndexBuild, classifier_for
+        from .progress import progress_bar
 
-    torch.manual_seed(seed)
-    clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=model,
-                                          pretrained=pretrained, checkpoint=checkpoint, templates=templates,
-                                          device=device, precision=precision, batch_size=batch_size,
-                                          num_workers=num_workers, decoder=decoder)
-    _warn_random_weights(clf.model.backbone.pretrained)
-    build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
-                       checkpoint=used_checkpoint)
-    if build.report.resumed:
-        log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
-    with progress_bar(len(build.todo), "indexing", enabled=not quiet and bool(build.todo), unit="clips") as advance:
-        report = build.run(progress=advance)
-    for path, error in report.failed[:10]:
-        log.error("%s: %s", path, error)
-    if len(report.failed) > 10:
-        log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
-    if json_out:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        summary = (f"{report.videos} videos" + (f", {report.windows} windows" if build.windows else "")
-                   + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, "
-                     f"{len(report.removed)} removed, {report.unchanged} unchanged")
-        if report.failed:
-            summary += f"; {len(report.failed)} could not be read (skipped)"
-        typer.echo(summary)
-    if report.failed and strict:
-        raise typer.Exit(1)
+        torch.manual_seed(seed)
+        clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=model,
+                                              pretrained=pretrained, checkpoint=checkpoint, templates=templates,
+                                              device=device, precision=precision, batch_size=batch_size,
+                                              num_workers=num_workers, decoder=decoder)
+        _warn_random_weights(clf.model.backbone.pretrained)
+        build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
+                           checkpoint=used_checkpoint, lock=lock)
+        if build.report.resumed:
+            log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
+        from .interrupts import doing
+
+        doing(f"indexing into {out}; embedded videos are kept: run `vidprompt index` on the same folder again to "
+              "resume")
+        with progress_bar(len(build.todo), "indexing", enabled=not quiet and bool(build.todo), unit="clips") as advance:
+            report = build.run(progress=advance)
+        for path, error in report.failed[:10]:
+            log.error("%s: %s", path, error)
+        if len(report.failed) > 10:
+            log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
+        if json_out:
+            typer.echo(json.dumps(report.to_dict(), indent=2))
+        else:
+            summary = (f"{report.videos} videos" + (f", {report.windows} windows" if build.windows else "")
+                       + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, "
+                         f"{len(report.removed)} removed, {report.unchanged} unchanged")
+            if report.failed:
+                summary += f"; {len(report.failed)} could not be read (skipped)"
+            typer.echo(summary)
+        if report.failed and strict:
+            raise typer.Exit(1)
+    finally:
+        lock.release()
 
 
 def search_command(
@@ -257,6 +265,9 @@ def localize_command(
                           device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                           decoder=decoder)
     windows = SlidingWindows(clf, video, window, stride)
+    from .interrupts import doing
+
+    doing(f"localizing in {video} (nothing was saved)")
     with progress_bar(len(windows), "localizing", enabled=not quiet, unit="windows") as advance:
         result = localize(clf, video, label_list, threshold=threshold, progress=advance, windows=windows)
     if plot is not None and plot_timeline(result, plot) is not None:

@@ -386,8 +386,26 @@ class EvalRun:
                     or record.get("video") != self.paths[index]:
                 raise VidpromptError(f"{pred_path}: record for {record.get('video')!r} does not belong to this "
                                      "dataset; the file is damaged (delete it to start over)")
+            if not self._record_ok(record, index):
+                raise VidpromptError(f"{pred_path}: the record of {record.get('video')!r} has missing or wrong "
+                                     "fields; the file is damaged (delete it to start over)")
             self.records.setdefault(index, record)
         self.resumed = len(self.records)
+
+    def _record_ok(self, record: dict, index: int) -> bool:
+        """A stored record has the fields the metrics read, of the right types and within the class list."""
+        classes = len(self.classes)
+        if record.get("truth_index") != self.truth[index]:
+            return False
+        if record.get("error") is not None:
+            return isinstance(record["error"], str)
+        predictions = record.get("predictions")
+        number = (int, float)
+        return (isinstance(predictions, list) and bool(predictions)
+                and all(isinstance(p, dict) and isinstance(p.get("index"), int) and 0 <= p["index"] < classes
+                        and isinstance(p.get("score"), number) for p in predictions)
+                and isinstance(record.get("truth_rank"), int) and 1 <= record["truth_rank"] <= classes
+                and isinstance(record.get("truth_score"), number))
 
     # --- scoring ------------------------------------------------------------------------------------------
     @property
@@ -412,8 +430,7 @@ class EvalRun:
 
         def flush() -> None:
             if handle is not None and buffer:
-                handle.write("".join(buffer))
-                handle.flush()
+                self._append(handle, "".join(buffer))
             buffer.clear()
 
         def batch_done(n: int) -> None:
@@ -427,11 +444,18 @@ class EvalRun:
                 index = pending[position]
                 record = self._record(index, probs, error)
                 self.records[index] = record
-                buffer.append(json.dumps(record, ensure_ascii=False) + "\n")
+                buffer.append(json.dumps(record) + "\n")  # ASCII: names that are not UTF-8 survive
         finally:
             flush()  # whole records only: an interrupted batch keeps the videos it finished
             if handle is not None:
                 handle.close()
+
+    def _append(self, handle, text: str) -> None:
+        try:
+            handle.write(text)
+            handle.flush()
+        except OSError as exc:  # a full disk: one line naming the file; the records already there are kept
+            raise VidpromptError(f"cannot write {self.predictions_path}: {exc.strerror or exc}") from None
 
     def _record(self, index: int, probs, error: str | None) -> dict:
         if probs is None:
@@ -464,8 +488,7 @@ class EvalRun:
             for record in new:
                 self.records[record["index"]] = record
             if handle is not None and new:
-                handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in new))
-                handle.flush()
+                self._append(handle, "".join(json.dumps(r) + "\n" for r in new))
             if progress is not None and new:
                 progress(len(new))
             failed = [(r, m) for r, (s, m, _) in enumerate(parts) if s == "failed" and r != me]

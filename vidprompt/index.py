@@ -140,6 +140,19 @@ def _build_identity(record: dict, view: ViewConfig, windows: dict | None) -> dic
 
 # --- reading the folder ----------------------------------------------------------------------------------------
 
+class DamagedIndex(VidpromptError):
+    """An index folder whose files do not say what an index says (edited, truncated, half-copied)."""
+
+    def __init__(self, root: Path, problem: str):
+        super().__init__(f"{root}: damaged index ({problem}); run `vidprompt index` on it again to rebuild it")
+        self.problem = problem
+
+
+# The only names a commit journal may rename and remove: a crafted journal cannot touch other files.
+_SWAPPED = (EMBEDDINGS, MANIFEST, META, WINDOWS, WINDOW_TIMES)
+_REMOVABLE = (PENDING, WINDOWS, WINDOW_TIMES)
+
+
 def _finish_commit(root: Path) -> None:
     """Replay an interrupted commit: rename what is still to be renamed, delete what is to be deleted."""
     if not (root / JOURNAL).is_file():
@@ -148,12 +161,25 @@ def _finish_commit(root: Path) -> None:
         _replay_journal(root)
 
 
+def _read_journal(root: Path) -> dict:
+    try:
+        plan = json.loads((root / JOURNAL).read_text("utf-8"))
+        renames = [(str(tmp), str(final)) for tmp, final in plan["renames"]]
+        remove = [str(name) for name in plan["remove"]]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DamagedIndex(root, f"{JOURNAL} unreadable: {type(exc).__name__}") from None
+    if any(final not in _SWAPPED or tmp != f".{final}.next" for tmp, final in renames) or \
+            any(name not in _REMOVABLE for name in remove):
+        raise DamagedIndex(root, f"{JOURNAL} names files that are not part of an index")
+    return {"renames": renames, "remove": remove}
+
+
 def _replay_journal(root: Path) -> None:
     """The swap itself; the caller holds the commit lock."""
     journal = root / JOURNAL
     if not journal.is_file():  # finished by another process while this one waited for the lock
         return
-    plan = json.loads(journal.read_text("utf-8"))
+    plan = _read_journal(root)
     for tmp, final in plan["renames"]:
         if (root / tmp).exists():
             os.replace(root / tmp, root / final)
@@ -186,28 +212,121 @@ def _read_meta_file(root: Path) -> dict | None:
         return None
     try:
         meta = json.loads(path.read_text("utf-8"))
-    except ValueError:
-        raise VidpromptError(f"{path} is damaged (not JSON); delete the folder to rebuild the index") from None
+    except (OSError, ValueError):
+        raise DamagedIndex(root, f"{META} is not JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise VidpromptError(f"{root} is not a vidprompt index")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise DamagedIndex(root, f"{META}: format_version {version!r}")
+    if version > FORMAT_VERSION:
         raise VidpromptError(f"{root} has index format {meta['format_version']}, newer than this vidprompt "
                              f"({__version__}) reads ({FORMAT_VERSION}); upgrade vidprompt")
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise DamagedIndex(root, f"{META}: {problem}")
     return meta
 
 
-def _read_manifest(path: Path) -> list[dict]:
+def _meta_problem(meta: dict) -> str | None:
+    """What in ``index.json`` is missing or of the wrong type or range (``None``: nothing)."""
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        return "no model record"
+    for key, kind in (("method", str), ("model", str), ("model_source", str), ("pretrained", str),
+                      ("backbone", str), ("hparams", dict), ("embed_dim", int)):
+        if not isinstance(model.get(key), kind):
+            return f"model {key} missing or of the wrong type"
+    if not 0 < model["embed_dim"] <= 65536:
+        return f"embedding width {model['embed_dim']}"
+    if not isinstance(model.get("checkpoint"), (str, type(None))) or \
+            not isinstance(model.get("templates"), (list, type(None))):
+        return "model checkpoint or templates of the wrong type"
+    try:
+        ViewConfig.from_dict(meta.get("view"))
+    except ValueError as exc:
+        return str(exc)
+    windows = meta.get("windows")
+    if windows is not None:
+        if not isinstance(windows, dict) or not all(isinstance(windows.get(k), (int, float)) and windows[k] > 0
+                                                    for k in ("window", "stride")):
+            return "window settings of the wrong type"
+    inputs = meta.get("inputs")
+    if inputs is not None and not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
+        return "inputs of the wrong type"
+    return None
+
+
+def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
+    """The manifest's entries, each checked: a video with an embedding has an integer row (and a window span
+    when the index has windows), rows in order."""
     if not path.is_file():
         return []
-    entries = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                raise VidpromptError(f"{path}:{number} is damaged; delete the folder to rebuild the index"
-                                     ) from None
+    entries, rows = [], 0
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise DamagedIndex(path.parent, f"{MANIFEST} unreadable") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise DamagedIndex(path.parent, f"{MANIFEST} line {number} is not JSON") from None
+        if not _entry_ok(entry, rows, with_windows):
+            raise DamagedIndex(path.parent, f"{MANIFEST} line {number} is not a video entry")
+        rows += entry.get("error") is None
+        entries.append(entry)
     return entries
+
+
+def _read_index(root: Path, meta: dict) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Manifest entries and the memory-mapped arrays, checked against each other: one row per video with an
+    embedding, the width the model record says, window spans inside the window arrays."""
+    with_windows = bool(meta.get("windows"))
+    entries = _read_manifest(root / MANIFEST, with_windows)
+    try:
+        embeddings = _load_array(root / EMBEDDINGS)
+        windows = _load_array(root / WINDOWS) if with_windows else None
+        window_times = np.load(root / WINDOW_TIMES) if with_windows else None
+    except (OSError, ValueError) as exc:
+        raise DamagedIndex(root, f"arrays unreadable: {exc.strerror or exc}") from None
+    videos = sum(e.get("error") is None for e in entries)
+    if embeddings.ndim != 2 or embeddings.shape != (videos, meta["model"]["embed_dim"]):
+        raise DamagedIndex(root, f"{EMBEDDINGS} has shape {embeddings.shape}, the manifest {videos} videos of "
+                                 f"width {meta['model']['embed_dim']}")
+    if with_windows:
+        ends = max((sum(e["windows"]) for e in entries if e.get("error") is None), default=0)
+        if windows.ndim != 2 or windows.shape[1] != embeddings.shape[1] or windows.shape[0] < ends or \
+                window_times.shape != (windows.shape[0], 2):
+            raise DamagedIndex(root, f"window arrays of shape {windows.shape} and {window_times.shape} do not hold "
+                                     f"the manifest's {ends} windows")
+    return entries, embeddings, windows, window_times
+
+
+def discard_index(root: str | os.PathLike) -> None:
+    """Delete a damaged index's own files (not its pending chunks, which are checked on their own), so the
+    next build starts fresh."""
+    root = Path(root)
+    with FileLock(root / COMMIT_LOCK):
+        for name in (*_SWAPPED, JOURNAL):
+            for path in (root / name, root / f".{name}.next"):
+                if path.is_file():
+                    path.unlink()
+
+
+def _entry_ok(entry, row: int, with_windows: bool) -> bool:
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        return False
+    if entry.get("error") is not None:
+        return isinstance(entry["error"], str)
+    if entry.get("row") != row or isinstance(entry.get("row"), bool):
+        return False
+    if with_windows:
+        span = entry.get("windows")
+        return (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) and v >= 0 for v in span))
+    return True
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -333,7 +452,7 @@ class IndexBuild:
 
     def __init__(self, root: str | os.PathLike, paths: Sequence[str], clf, *, window: float | None = None,
                  window_stride: float | None = None, inputs: Sequence[str] | None = None,
-                 checkpoint: str | os.PathLike | None = None):
+                 checkpoint: str | os.PathLike | None = None, lock: FileLock | None = None):
         self.root = Path(root)
         self.clf = clf
         self.inputs = inputs
@@ -342,7 +461,7 @@ class IndexBuild:
         self.identity = _build_identity(self.record, clf.view, self.windows)
         _check_folder(self.root)
         make_folder(self.root, "index")
-        self._lock = claim(self.root / BUILD_LOCK, f"{self.root} is being updated by another `vidprompt index`")
+        self._lock = lock or claim_index(self.root)
         try:
             self._plan(paths)
         except BaseException:
@@ -353,7 +472,7 @@ class IndexBuild:
         self.meta = read_meta(self.root)
         if self.meta is not None:
             self._check_recorded(self.meta)
-        self.old_entries = ({e["path"]: e for e in _read_manifest(self.root / MANIFEST)}
+        self.old_entries = ({e["path"]: e for e in _read_index(self.root, self.meta)[0]}
                             if self.meta is not None else {})
         self.chunks = _pending_chunks(self.root / PENDING, self.identity)
 
@@ -417,6 +536,30 @@ class IndexBuild:
         return self.report
 
 
+def claim_index(root: str | os.PathLike) -> FileLock:
+    """The folder's build lock (the folder is created if needed), or one line saying another build holds it.
+    Taken first thing, so a second build of one folder is refused at once, before any model loads."""
+    root = Path(root)
+    _check_folder(root)
+    make_folder(root, "index")
+    return claim(root / BUILD_LOCK, f"{root} is being updated by another `vidprompt index`")
+
+
+def open_for_update(root: str | os.PathLike) -> dict | None:
+    """``index.json`` of the index at ``root`` for a build (``None``: no index yet). A damaged index is
+    deleted with a warning, so running ``vidprompt index`` again rebuilds it; the caller holds the build lock."""
+    root = Path(root)
+    try:
+        meta = read_meta(root)
+        if meta is not None:
+            _read_index(root, meta)
+        return meta
+    except DamagedIndex as exc:
+        log.warning("warning: %s: damaged index (%s); rebuilding it from the inputs", root, exc.problem)
+        discard_index(root)
+        return None
+
+
 def build_index(root: str | os.PathLike, paths: Sequence[str], clf, *, window: float | None = None,
                 window_stride: float | None = None, inputs: Sequence[str] | None = None,
                 checkpoint: str | os.PathLike | None = None, progress: Callable[[int], None] | None = None,
@@ -455,9 +598,10 @@ def _embed(clf, paths: list[str], windows: dict | None, first_chunk: int,
     Chunks hold whole batches, so a resumed build batches the remaining videos exactly as an uninterrupted
     one would (same batches, same numbers)."""
     dataset = VideoViews(paths, clf.view, clf.preprocessor, decoder=clf.decoder, with_timing=True)
-    per_chunk = clf.batch_size * max(1, CHUNK_VIDEOS // clf.batch_size)
+    batch_size = clf.videos_per_batch(len(paths))
+    per_chunk = batch_size * max(1, CHUNK_VIDEOS // batch_size)
     chunk, number = _Chunk(), first_chunk
-    for batch in iterate_views(dataset, clf.batch_size, clf.num_workers, pin_memory=clf.device.type == "cuda"):
+    for batch in iterate_views(dataset, batch_size, clf.num_workers, pin_memory=clf.device.type == "cuda"):
         good = [item for item in batch if item.frames is not None]
         clips = {}
         if good:
@@ -541,7 +685,8 @@ def _commit(root: Path, wanted: list[str], stats: dict, old_entries: dict, done:
     if with_windows:
         names.update({WINDOWS: f".{WINDOWS}.next", WINDOW_TIMES: f".{WINDOW_TIMES}.next"})
     _write_arrays(root, names, entries, sources, record["embed_dim"], with_windows, report.windows)
-    atomic_write_text(root / names[MANIFEST], "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries))
+    # ASCII JSON: a file name that is not UTF-8 survives as a \udcXX escape
+    atomic_write_text(root / names[MANIFEST], "".join(json.dumps(e) + "\n" for e in entries))
     atomic_write_json(root / names[META], {
         "format": FORMAT, "format_version": FORMAT_VERSION, "vidprompt_version": __version__,
         "model": record, "view": identity["view"], "windows": identity["windows"],
@@ -634,17 +779,8 @@ class VideoIndex:
             raise UsageError(f"{self.root}: no index here (build one with `vidprompt index VIDEOS --out "
                              f"{self.root}`)")
         self.meta = meta
-        self.entries = [e for e in _read_manifest(self.root / MANIFEST) if e.get("error") is None]
-        try:
-            self.embeddings = _load_array(self.root / EMBEDDINGS)
-            self.windows = _load_array(self.root / WINDOWS) if meta.get("windows") else None
-            self.window_times = np.load(self.root / WINDOW_TIMES) if meta.get("windows") else None
-        except (OSError, ValueError) as exc:
-            raise VidpromptError(f"{self.root}: index arrays cannot be read ({exc}); delete the folder to "
-                                 "rebuild the index") from None
-        if self.embeddings.shape[0] != len(self.entries):
-            raise VidpromptError(f"{self.root}: {EMBEDDINGS} has {self.embeddings.shape[0]} rows, the manifest "
-                                 f"{len(self.entries)} videos; delete the folder to rebuild the index")
+        entries, self.embeddings, self.windows, self.window_times = _read_index(self.root, meta)
+        self.entries = [e for e in entries if e.get("error") is None]
         self.window_owner = None
         if self.windows is not None:
             owner = np.zeros(self.windows.shape[0], np.int64)
@@ -664,7 +800,7 @@ class VideoIndex:
 
     @property
     def view(self) -> ViewConfig:
-        return ViewConfig(**self.meta["view"])
+        return ViewConfig.from_dict(self.meta["view"])
 
     # --- the query model ---------------------------------------------------------------------------------
     def classifier(self, *, model: str | None = None, pretrained: str | None = None,

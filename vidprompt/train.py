@@ -59,8 +59,15 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     train = load_dataset(cfg.dataset, root=cfg.root, annotations=cfg.annotations, split=cfg.split,
                          subset="train", splits_dir=cfg.splits_dir, labels_json=cfg.labels_json,
                          data=cfg.data, list_file=cfg.list_file, label_list=label_list)
+    source = cfg.data or cfg.list_file or cfg.dataset
+    if train.empty_folders:
+        raise UsageError(f"{source}: class '{train.empty_folders[0]}' has no videos (a class folder without "
+                         "videos cannot be learned: add videos or remove the folder)")
     if cfg.classes:
         train = train.subset_classes(read_labels_file(cfg.classes))
+    if len(train.classes) < 2:
+        raise UsageError(f"{source}: training needs at least 2 classes, found {len(train.classes)} "
+                         f"({', '.join(train.classes)}); a classifier over one class learns nothing")
     val = None
     if cfg.val:
         is_folder = Path(cfg.val).is_dir()
@@ -142,6 +149,9 @@ class Trainer:
         self.decoder = resolve_decoder(cfg.decoder, self.device)
         self.view = ViewConfig(frames=cfg.frames, sampling=cfg.sampling, stride=cfg.stride)
         self.data = load_train_data(cfg)
+        most = -(-len(self.data.train_paths) // self.world)  # a batch cannot hold more videos than there are
+        if cfg.batch_size > most:  # (the "global batch" line below says what is used)
+            self.cfg = cfg = dataclasses.replace(cfg, batch_size=most)
         backbone = build_backbone(cfg.model, cfg.pretrained)
         torch.manual_seed(cfg.seed)  # the initial prompts / temporal weights / adapters
         self.model = build_method(cfg.method, backbone, **self._method_hparams()).to(self.device)
@@ -253,6 +263,46 @@ class Trainer:
         keep = [(p, y) for p, y in zip(paths, labels) if p in table]
         return [p for p, _ in keep], [y for _, y in keep]
 
+    def _readable_videos(self) -> set[str]:
+        """AIM decodes its videos every step: the training videos of which one frame decodes, found up front
+        (by the decoding workers) so a dataset of unreadable files is refused before training."""
+        from .loader import VideoViews, iterate_views
+        from .progress import progress_bar
+
+        probe = ViewConfig(frames=1)
+        paths = self.data.train_paths[distributed.rank()::self.world]
+        dataset = VideoViews(paths, probe, self.preprocessor, decoder=self.decoder)
+        readable = set()
+        with progress_bar(len(paths), "checking videos", self.progress and distributed.is_main()) as advance:
+            for batch in iterate_views(dataset, 16, self.cfg.num_workers):
+                readable.update(item.path for item in batch if item.frames is not None)
+                for item in batch:
+                    if item.frames is None:
+                        log.warning("skipping %s: %s", item.path, item.error)
+                advance(len(batch))
+        return {path for part in distributed.all_gather_object(sorted(readable)) for path in part}
+
+    def _check_usable(self, readable: set[str]) -> None:
+        """Refuse to train when no training video can be read, or the readable ones cover one class only; say
+        how many videos of each class were usable."""
+        classes = self.data.classes
+        total = [0] * len(classes)
+        usable = [0] * len(classes)
+        for path, label in zip(self.data.train_paths, self.data.train_labels):
+            total[label] += 1
+            usable[label] += path in readable
+        present = [i for i in range(len(classes)) if total[i]]
+        worst = sorted(present, key=lambda i: (usable[i] / total[i], i))[:8]
+        counts = ", ".join(f"{classes[i]}: {usable[i]} of {total[i]}" for i in worst)
+        counts += f", ... ({len(present)} classes)" if len(present) > len(worst) else ""
+        if not sum(usable):
+            raise VidpromptError(f"no training video could be read ({counts}); check the files with "
+                                 "`vidprompt classify`")
+        if sum(1 for i in present if usable[i]) < 2:
+            raise VidpromptError(f"the readable training videos cover one class only ({counts})")
+        if distributed.is_main():
+            log.info("usable training videos: %d of %d (%s)", sum(usable), sum(total), counts)
+
     # --- loop -----------------------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> list[int]:
         """This process's training videos for ``epoch``: one (seed, epoch) permutation shared by all ranks,
@@ -357,6 +407,10 @@ class Trainer:
         main = distributed.is_main()
         if self.model.frame_features_cacheable and cfg.method != "zeroshot":
             self._features = self._cached_features()
+            readable = {path for table in self._features["train"] for path in table}
+        else:
+            readable = self._readable_videos()
+        self._check_usable(readable)
         for epoch in range(self.epoch, cfg.epochs):
             # Drop-path and any other torch randomness: reproducible per (seed, epoch, rank).
             torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1_009 + distributed.rank())
@@ -422,20 +476,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     if resume:
         if not (out / "config.yaml").is_file():
             raise UsageError(f"--resume {out}: no run here (config.yaml missing)")
-        cfg = load_config(out / "config.yaml")
         unknown = sorted(set(overrides or {}) - set(RESUME_OVERRIDES))
         if unknown:
             raise UsageError(f"a resumed run keeps its saved config; only {', '.join(RESUME_OVERRIDES)} may "
                              f"change (not {', '.join(unknown)})")
-        cfg = dataclasses.replace(cfg, **(overrides or {}))
+        # The folder given is the run, wherever it was created: a copied or moved run writes only here.
+        cfg = dataclasses.replace(load_config(out / "config.yaml"), out=str(out), **(overrides or {}))
     elif state.exists():
         raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
-    trainer = Trainer(cfg, progress=progress)
-    lock = None
+    busy = f"{out} is being trained by another `vidprompt train-prompts`"
+    # A folder another run is training is refused before any data or model loads; a new folder is created only
+    # once the config and data are known to be good.
+    lock = claim(out / RUN_LOCK, busy) if distributed.is_main() and out.is_dir() else None
     try:
+        trainer = Trainer(cfg, progress=progress)
         if distributed.is_main():
             make_folder(out, "--out")
-            lock = claim(out / RUN_LOCK, f"{out} is being trained by another `vidprompt train-prompts`")
+            lock = lock or claim(out / RUN_LOCK, busy)
             save_config(trainer.cfg, out / "config.yaml")
         if resume and state.exists():
             trainer.load_state(state)
