@@ -432,18 +432,20 @@ def test_ctrl_c_is_one_line_and_says_how_to_resume(command, world):
         for i in range(12):
             write_video(lib / cls / f"{cls}{i}.mp4", solid_video((200, 30, 30) if cls == "red" else (30, 30, 200), n=12))
     out = root / f"sigint-{command}-out"
+    cache = root / f"sigint-{command}-cache"  # its own: classify is interrupted once its labels are cached
     common = ["-q", "-j", "0", "--frames", "2", *TINY]
     args = {
-        "classify": ["classify", lib, "--labels", "red,blue", *common],
+        "classify": ["classify", lib, "--labels", "red,blue", "--clips", "4", *common],
         "train-prompts": ["train-prompts", "--data", lib, "--out", out, "--epochs", "1000", *common],
         "eval": ["eval", "--data", lib, "--out", out, *common],
         "index": ["index", lib, "--out", out, "--batch-size", "1", *common],
     }[command]
-    ready = {"classify": lambda: time.sleep(4) or True,
+    ready = {"classify": _started(cache / "text"),
              "train-prompts": _started(out, "last.safetensors"),
              "eval": _started(out, "predictions.jsonl"),
              "index": _started(out / "pending", "run.json")}[command]
-    run = run_process(args, env=world["env"], workdir=root / "work", interrupt_when=ready)
+    run = run_process(args, env={**world["env"], "VIDPROMPT_CACHE_DIR": str(cache)}, workdir=root / "work",
+                      interrupt_when=ready)
     context = f"exit {run.code}\nstderr:\n{run.stderr}"
     assert run.code == 130, context
     for bad in FORBIDDEN:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import TINY_CONFIG
+from killpoints import Killed, killed_after_write
 from media import moving_square, write_video
 from vidprompt.checkpoint import load_checkpoint, read_checkpoint
 from vidprompt.classifier import VideoClassifier, load_classifier
@@ -135,7 +136,7 @@ def test_interrupted_training_resumes_to_identical_tensors(motion, tmp_path, cac
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cache_dir, monkeypatch):
+def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cache_dir):
     """Each epoch writes several files (checkpoints, metrics, state). Killed right after any one of them and
     resumed, the run ends with the files of an uninterrupted run: best.safetensors included."""
     import vidprompt.train as train_module
@@ -143,34 +144,12 @@ def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cach
     def config(out):
         return motion_config(motion, tmp_path / out, epochs=3, batch_size=8)
 
-    class Killed(Exception):
-        pass
-
-    writers = ("save_checkpoint", "atomic_write", "atomic_write_text")
-    real = {name: getattr(train_module, name) for name in writers}
-    written = []
-
-    def counting(name, kill_at):
-        def write(path, *args, **kwargs):
-            result = real[name](path, *args, **kwargs)
-            written.append(path)
-            if len(written) == kill_at:
-                raise Killed
-            return result
-        return write
-
     def run_killed_after(kill_at, out):
-        written.clear()
-        for name in writers:
-            monkeypatch.setattr(train_module, name, counting(name, kill_at))
-        try:
+        with killed_after_write(train_module, kill_at) as written:
             train(config(out), progress=False)
-        finally:
-            for name in writers:
-                monkeypatch.setattr(train_module, name, real[name])
+        return len(written)
 
-    run_killed_after(0, "straight")
-    total = len(written)
+    total = run_killed_after(None, "straight")
     assert total >= 9  # at least last, metrics and state for each of 3 epochs
     for kill_at in range(1, total):
         out = f"killed_{kill_at}"

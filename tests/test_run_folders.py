@@ -20,11 +20,9 @@ import torch
 from conftest import TINY_CONFIG
 from media import moving_square, solid_video, write_video
 
+from killpoints import Killed, killed_after_write
+
 DRAWS = 3  # kill points per command
-
-
-class Killed(Exception):
-    pass
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -75,7 +73,7 @@ def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDPROMPT_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def test_training_killed_anywhere_then_copied_or_moved_resumes_exactly(motion, tmp_path, cache_dir, monkeypatch):
+def test_training_killed_anywhere_then_copied_or_moved_resumes_exactly(motion, tmp_path, cache_dir):
     import vidprompt.train as train_module
     from vidprompt.checkpoint import read_checkpoint
     from vidprompt.config import load_config
@@ -86,31 +84,12 @@ def test_training_killed_anywhere_then_copied_or_moved_resumes_exactly(motion, t
                            batch_size=4, lr=1e-3, warmup_epochs=0.0, temporal_heads=4, frames=4, num_workers=0,
                            out=str(out))
 
-    writers = ("save_checkpoint", "atomic_write", "atomic_write_text")
-    real = {name: getattr(train_module, name) for name in writers}
-    written: list = []
-
     def run(out, kill_at=None):
-        written.clear()
+        with killed_after_write(train_module, kill_at) as written:
+            train(config(out), progress=False)
+        return len(written)
 
-        def counting(name):
-            def write(path, *args, **kwargs):
-                result = real[name](path, *args, **kwargs)
-                written.append(path)
-                if len(written) == kill_at:
-                    raise Killed
-                return result
-            return write
-
-        for name in writers:
-            monkeypatch.setattr(train_module, name, counting(name))
-        try:
-            return train(config(out), progress=False)
-        finally:
-            for name in writers:
-                monkeypatch.setattr(train_module, name, real[name])
-
-    run(tmp_path / "straight")
+    points = run(tmp_path / "straight")
 
     def resume(folder):
         summary = train(load_config(None, None, out=str(folder)), resume=True, progress=False)
@@ -125,7 +104,7 @@ def test_training_killed_anywhere_then_copied_or_moved_resumes_exactly(motion, t
         assert (folder / "metrics.jsonl").read_text().count("\n") == 3
         assert str(old) not in (folder / "config.yaml").read_text()  # nothing points back at the old place
 
-    kill_relocate_resume(tmp_path, len(written), 11, run, resume, check)
+    kill_relocate_resume(tmp_path, points, 11, run, resume, check)
 
 
 @pytest.fixture(scope="module")

@@ -142,21 +142,25 @@ def _check_fit(path: Path, info: CheckpointInfo, shapes: dict[str, tuple[int, ..
         raise VidpromptError(f"{path}: damaged checkpoint metadata ({problem})")
 
 
+def _checked_info(path: Path, handle) -> CheckpointInfo:
+    """The metadata of an open checkpoint, decoded and checked against its tensors' shapes (not their data)."""
+    info = _decode_info(path, handle.metadata() or {})
+    _check_fit(path, info, {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
+    return info
+
+
 def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     """The validated metadata alone (cheap: tensors are not read)."""
     path = Path(path)
     with _open(path) as handle:
-        info = _decode_info(path, handle.metadata() or {})
-        _check_fit(path, info, {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
-        return info
+        return _checked_info(path, handle)
 
 
 def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """Metadata and tensors of a checkpoint file, validated; errors are one line."""
     path = Path(path)
     with _open(path) as handle:
-        info = _decode_info(path, handle.metadata() or {})
-        _check_fit(path, info, {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()})
+        info = _checked_info(path, handle)
         try:
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}
         except Exception:

@@ -106,7 +106,7 @@ def eval_command(
                                            ("clips", clips), ("crops", crops)) if value is not None}
     if "sampling" in given:
         given["sampling"] = given["sampling"].strip().lower()
-    _check_view(preset_views, given)
+    user_view(preset_views, given)  # bad view values are usage errors before any model loads
 
     data_set = load_dataset(dataset, root=root, annotations=annotations, split=split, subset=subset,
                             splits_dir=splits_dir, labels_json=labels_json, data=data, list_file=list_file,
@@ -192,11 +192,6 @@ def eval_command(
         distributed.cleanup()
         if lock is not None:
             lock.release()
-
-
-def _check_view(preset_views, given: dict) -> None:
-    """Bad view values are usage errors before any model loads (ViewConfig checks them)."""
-    user_view(preset_views, given)
 
 
 def _abs(path: Optional[Path]) -> Optional[str]:

@@ -47,9 +47,7 @@ def _os_reason(exc: BaseException) -> str:
 
 def describe_os_error(exc: OSError) -> str:
     """``path: reason`` for an OSError (the file it names, the system's words for the problem)."""
-    name = exc.filename if exc.filename is not None else None
-    reason = exc.strerror or type(exc).__name__
-    return f"{name}: {reason}" if name else reason
+    return f"{exc.filename}: {_os_reason(exc)}" if exc.filename is not None else _os_reason(exc)
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:

@@ -65,7 +65,7 @@ def expand_inputs(items: Iterable[str], keep_empty: bool = True) -> list[str]:
         elif path.is_file() and path.suffix.lower() == ".txt":
             real = path.resolve()
             if real in lists:
-                chain = " -> ".join(str(p) for p in (*lists, real)[list(lists).index(real):])
+                chain = " -> ".join(str(p) for p in (*lists, real)[lists.index(real):])
                 raise UsageError(f"{real}: a list of videos that lists itself ({chain})")
             entries = _read_path_list(path)
             for entry in entries:
