@@ -55,7 +55,7 @@ def run_process(args: list, *, env: dict, workdir: str | os.PathLike, timeout: f
     out_path, err_path = _outputs(workdir)
     start = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=workdir,
                                 start_new_session=True)
         timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
@@ -87,6 +87,7 @@ def run_forked(args: list, *, env: dict, workdir: str | os.PathLike, timeout: fl
     result_path = out_path.with_suffix(".json")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
+    _start_server(workdir)
     start = time.perf_counter()
     child = context.Process(target=_child_main, args=(_args(args), dict(env), str(workdir), stdout or str(out_path),
                                                        str(err_path), str(result_path), file_size_limit))
@@ -99,6 +100,20 @@ def run_forked(args: list, *, env: dict, workdir: str | os.PathLike, timeout: fl
     peak = json.loads(result_path.read_text())["peak_kb"] / 1024 if result_path.exists() else float("nan")
     return Run(child.exitcode if child.exitcode >= 0 else 128 - child.exitcode,
                _read(out_path) if stdout is None else "", _read(err_path), peak, seconds)
+
+
+def _start_server(workdir) -> None:
+    """Start the fork server from ``workdir``, not the repository: its ``python -c`` puts the working folder
+    first on ``sys.path``, and from the repository root ``import vidprompt`` would load the source tree (where
+    ``vidprompt.label_sets`` does not exist) instead of the installed package."""
+    from multiprocessing import forkserver
+
+    here = os.getcwd()
+    os.chdir(workdir)
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.chdir(here)
 
 
 def _child_main(argv, env, workdir, stdout, stderr, result, file_size_limit) -> None:
