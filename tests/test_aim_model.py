@@ -173,7 +173,8 @@ def test_hparams_rebuild_the_same_model(tiny_backbone):
                 joint_scale=1.0, drop_path=0.1, grad_checkpointing=True, templates=["a video of {}."])
     hp = model.hparams()
     assert hp == {"num_frames": 16, "adapter_positions": "skip", "bottleneck_ratio": 0.125, "joint_scale": 1.0,
-                  "drop_path": 0.1, "grad_checkpointing": True, "templates": ["a video of {}."]}
+                  "drop_path": 0.1, "grad_checkpointing": True, "templates": ["a video of {}."],
+                  "temporal_adapter_in": False, "head_classes": 0}
     rebuilt = AIM(tiny_backbone, **hp)
     assert {n: p.shape for n, p in rebuilt.trainable_state().items()} == \
         {n: p.shape for n, p in model.trainable_state().items()}

@@ -134,7 +134,8 @@ def test_trainable_state_is_prompts_and_temporal(tiny_backbone):
         model.text_encoder.prefix.add_(1e-3)
     assert model.text_cache_key() != key and key.startswith("promptclip|")
     assert model.hparams() == {"n_prefix": 16, "n_suffix": 16, "temporal_layers": 2, "temporal_heads": 8,
-                               "max_frames": 32, "temperature": 0.07}
+                               "max_frames": 32, "temperature": 0.07, "prompt_layout": "shared",
+                               "temporal_activation": "gelu", "frame_norm": True}
     torch.testing.assert_close(model.logit_scale, torch.tensor(1 / 0.07))
     # train() keeps the frozen CLIP in eval mode (the fixture is shared).
     model.train()

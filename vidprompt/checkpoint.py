@@ -3,11 +3,16 @@ how to rebuild the model around them (method, backbone, hyper-parameters, frames
 
 Loading rebuilds the backbone from the metadata, builds the method, overlays the tensors and refuses any
 mismatch (other backbone, other shapes, a newer format) with one clear line.
+
+The published AIM and PromptCLIP files (pickles in their authors' layouts) are accepted wherever a checkpoint
+is: they are recognised by their contents, read without running code and converted in memory
+(:mod:`vidprompt.official`); :func:`convert_checkpoint` writes them once as a vidprompt checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -23,7 +28,9 @@ from .fileio import atomic_write, atomic_write_json, cache_dir
 from .labels import check_labels
 from .methods import build_method, stored_hparams_problem
 from .methods.base import VideoTextModel
-from .video import ViewConfig
+from .video import ViewConfig, ViewError
+
+log = logging.getLogger("vidprompt")
 
 FORMAT = "vidprompt-checkpoint"
 FORMAT_VERSION = 1
@@ -81,13 +88,29 @@ def save_checkpoint(path: str | Path, model: VideoTextModel, view: ViewConfig, c
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def _open(path: Path):
-    from safetensors import safe_open
-
+def _exists(path: Path) -> None:
     if path.is_dir():
         raise UsageError(f"checkpoint {path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise UsageError(f"checkpoint not found: {path}")
+
+
+def is_safetensors(path: Path) -> bool:
+    """A safetensors file starts with its header's length (8 bytes, little-endian) and the header's ``{``;
+    anything else (a pickle, a zip archive) is read as a possible official checkpoint."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise VidpromptError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size
+
+
+def _open(path: Path):
+    from safetensors import safe_open
+
+    _exists(path)
     try:
         return safe_open(str(path), framework="pt", device="cpu")
     except Exception:
@@ -149,16 +172,25 @@ def _checked_info(path: Path, handle) -> CheckpointInfo:
     return info
 
 
-def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
-    """The validated metadata alone (cheap: tensors are not read)."""
+def read_checkpoint_info(path: str | Path, official=None) -> CheckpointInfo:
+    """The validated metadata alone (cheap for a vidprompt checkpoint: tensors are not read; an official file
+    is converted, and the result kept for the load that follows)."""
     path = Path(path)
+    _exists(path)
+    if not is_safetensors(path):
+        return _read_official(path, official)[0]
     with _open(path) as handle:
         return _checked_info(path, handle)
 
 
-def read_checkpoint(path: str | Path) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
-    """Metadata and tensors of a checkpoint file, validated; errors are one line."""
+def read_checkpoint(path: str | Path, official=None) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
+    """Metadata and tensors of a checkpoint file, validated; errors are one line. An official AIM or
+    PromptCLIP file is converted (``official``: :class:`vidprompt.official.ConvertOptions`)."""
     path = Path(path)
+    _exists(path)
+    if not is_safetensors(path):
+        info, tensors, _ = _read_official(path, official)
+        return info, tensors
     with _open(path) as handle:
         info = _checked_info(path, handle)
         try:
@@ -191,15 +223,74 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
     return build_backbone(info.model, weights, quick_gelu=info.quick_gelu)
 
 
+_LAST_OFFICIAL: list = []  # [(key, result)]: the last conversion, reused by the load that follows the info
+
+
+def _read_official(path: Path, official=None):
+    """``(info, tensors, converted)`` of an official AIM or PromptCLIP file, converted in memory."""
+    from .official import ConvertOptions, convert_file
+
+    options = official or ConvertOptions()
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, options.key())
+    if _LAST_OFFICIAL and _LAST_OFFICIAL[0][0] == key:
+        return _LAST_OFFICIAL[0][1]
+    _LAST_OFFICIAL.clear()
+    converted = convert_file(path, options)
+    config = None
+    if Path(converted.model).suffix == ".json" and Path(converted.model).is_file():
+        config = read_model_config(Path(converted.model))
+    try:
+        view = ViewConfig.from_dict(converted.view)
+    except (ViewError, ValueError, TypeError) as exc:
+        raise UsageError(f"--{exc}" if isinstance(exc, ViewError) and exc.field in options.view else
+                         f"{path}: {exc}") from None
+    info = CheckpointInfo(method=converted.method, model=Path(converted.model).stem if config else converted.model,
+                          pretrained=converted.pretrained, model_config=config, quick_gelu=True,
+                          hparams=converted.hparams, view=view, classes=converted.classes,
+                          format_version=FORMAT_VERSION, vidprompt_version=__version__,
+                          extra={"origin": {"format": converted.format, "file": path.name, **converted.details}})
+    if info.classes:
+        check_labels(info.classes, source=f"{path} classes")
+    _check_fit(path, info, {name: tuple(t.shape) for name, t in converted.tensors.items()})
+    result = (info, converted.tensors, converted)
+    _LAST_OFFICIAL.append((key, result))
+    return result
+
+
 def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: str | None = None,
-                    ) -> tuple[VideoTextModel, CheckpointInfo]:
+                    official=None) -> tuple[VideoTextModel, CheckpointInfo]:
     """Rebuild backbone + method from a checkpoint and load its trained tensors.
 
     ``pretrained`` may point at the same weights elsewhere (another cache, a local file); ``model``, when
-    given, must name the checkpoint's backbone.
+    given, must name the checkpoint's backbone. An official AIM or PromptCLIP file is converted in memory
+    (``official``: :class:`vidprompt.official.ConvertOptions`; ``model`` and ``pretrained`` fill in its
+    ``model``/``pretrained`` when it leaves them out) and its frozen CLIP weights are checked against the
+    backbone.
     """
-    info, tensors = read_checkpoint(path)
+    path = Path(path)
+    _exists(path)
+    converted = None
+    if is_safetensors(path):
+        info, tensors = read_checkpoint(path)
+    else:
+        from dataclasses import replace
+
+        from .official import ConvertOptions
+
+        options = official or ConvertOptions()
+        options = replace(options, model=options.model or model, pretrained=options.pretrained or pretrained)
+        info, tensors, converted = _read_official(path, options)
+        model, pretrained = options.model, options.pretrained
     backbone = _backbone_for(info, model, pretrained)
+    if converted is not None:
+        from .official import check_frozen
+
+        check_frozen(path, backbone, converted.frozen)
+        log.info("%s: an official %s checkpoint, converted in memory (vidprompt convert writes it once as "
+                 "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP")
+        for note in converted.notes:
+            log.info("%s: %s", path.name, note)
     method = build_method(info.method, backbone, **info.hparams)
     expected = method.trainable_state()
     missing = sorted(set(expected) - set(tensors))
@@ -220,3 +311,22 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
 
 def checkpoint_size(path: str | Path) -> int:
     return os.path.getsize(path)
+
+
+def convert_checkpoint(source: str | Path, out: str | Path, official=None) -> tuple[Path, CheckpointInfo, list[str]]:
+    """Convert an official AIM or PromptCLIP file into a vidprompt checkpoint at ``out`` (atomically).
+
+    The model is built and its frozen weights checked exactly as a load does, so a written file always loads;
+    the metadata records where it came from (format, file name, SHA-256). Returns the path, the metadata
+    and the notes on what was inferred rather than read."""
+    from .official import file_sha256
+
+    source, out = Path(source), Path(out)
+    _exists(source)
+    if is_safetensors(source):
+        raise UsageError(f"{source} is already a safetensors file; convert reads the official .pth files")
+    method, info = load_checkpoint(source, official=official)
+    converted = _LAST_OFFICIAL[0][1][2] if _LAST_OFFICIAL else None
+    origin = {**info.extra.get("origin", {}), "sha256": file_sha256(source)}
+    written = save_checkpoint(out, method, info.view, info.classes, extra={"origin": origin})
+    return written, read_checkpoint_info(written), list(converted.notes if converted else [])

@@ -9,6 +9,7 @@ The CLI's ``classify`` and ``eval`` go through :class:`VideoClassifier`.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -26,6 +27,8 @@ from .video import ViewConfig, resolve_decoder
 
 
 IMAGES_PER_FORWARD = 512  # images per model call; bigger batches are split (the results are the same)
+
+log = logging.getLogger("vidprompt")
 
 
 @dataclass
@@ -55,12 +58,16 @@ class VideoResult:
 
 
 class VideoClassifier:
-    """A video-text model plus how to feed it: views, device, precision, batching, text-embedding cache."""
+    """A video-text model plus how to feed it: views, device, precision, batching, text-embedding cache.
+
+    ``head_model``: a checkpoint's trained closed-set classifier (a published AIM model's linear head), used
+    whenever the labels asked for are its classes; any other labels go to ``model`` through the text encoder.
+    """
 
     def __init__(self, model: VideoTextModel, view: ViewConfig | None = None, *, device: str = "auto",
                  precision: str = "auto", batch_size: int = 4, num_workers: int | None = None,
                  default_labels: Sequence[str] | None = None, text_cache: TextEmbeddingCache | None = None,
-                 decoder: str = "auto"):
+                 decoder: str = "auto", head_model: VideoTextModel | None = None):
         if batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
         if num_workers is not None and num_workers < 0:
@@ -69,6 +76,9 @@ class VideoClassifier:
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.decoder = resolve_decoder(decoder, self.device)
         self.model = model.to(self.device).eval()
+        self.head_model = head_model.to(self.device).eval() if head_model is not None else None
+        self._left_head = False
+        self.checkpoint_info = None  # a checkpoint's metadata, when the model came from one
         self.view = view or ViewConfig()
         self.preprocessor = FramePreprocessor(model.backbone.preprocess_cfg, crops=self.view.crops)
         self.batch_size = batch_size
@@ -77,25 +87,41 @@ class VideoClassifier:
         self.text_cache = text_cache if text_cache is not None else TextEmbeddingCache()
 
     # --- text ---------------------------------------------------------------------------------------------
-    def label_embeddings(self, labels: Sequence[str]) -> torch.Tensor:
-        """Normalised class embeddings ``[C, D]`` on the model's device (computed once per label list)."""
+    def scorer(self, labels: Sequence[str]) -> VideoTextModel:
+        """The model that scores ``labels``: the trained closed-set head when they are exactly its classes (in
+        any order), else the open-vocabulary model, saying once that the head was left aside."""
+        if self.head_model is None or set(labels) == set(self.head_model.classes):
+            return self.head_model or self.model
+        if not self._left_head:
+            self._left_head = True
+            log.warning("warning: the labels are not the checkpoint's %d trained classes, so they are scored "
+                        "with the CLIP text encoder (open vocabulary), not the trained classifier head",
+                        len(self.head_model.classes))
+        return self.model
+
+    def label_embeddings(self, labels: Sequence[str], model: VideoTextModel | None = None) -> torch.Tensor:
+        """Normalised class embeddings ``[C, D]`` on the model's device (computed once per label list);
+        ``model``: the one that scores them (default: the open-vocabulary model)."""
         labels = check_labels(labels)
-        method_key = self.model.text_cache_key()
+        model = model or self.model
+        method_key = model.text_cache_key()
         key = None if method_key is None else \
             f"{self.model.backbone.identity}|{method_key}|{precision_name(self.autocast_dtype)}"
 
         def compute(chunk: Sequence[str]) -> torch.Tensor:
             with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
-                return self.model.encode_labels(chunk).float()
+                return model.encode_labels(chunk).float()
 
         return self.text_cache.get_or_compute(key, labels, compute).to(self.device)
 
     # --- video --------------------------------------------------------------------------------------------
-    def encode_views(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 views ``[n, views, T, 3, h, w]`` (as the loader yields them) -> embeddings ``[n, views, D]``.
+    def encode_views(self, frames: torch.Tensor, model: VideoTextModel | None = None) -> torch.Tensor:
+        """uint8 views ``[n, views, T, 3, h, w]`` (as the loader yields them) -> embeddings ``[n, views, D]``
+        (of ``model``, default the open-vocabulary model).
 
         At most :data:`IMAGES_PER_FORWARD` images go through the model at once (whole clips, at least one), so
         the model's memory does not grow with the batch size, frames, clips or crops asked for."""
+        model = model or self.model
         n, views, t = frames.shape[:3]
         clips = frames.flatten(0, 1)
         step = max(1, IMAGES_PER_FORWARD // t)
@@ -103,7 +129,7 @@ class VideoClassifier:
         with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
             for start in range(0, clips.shape[0], step):
                 x = self.preprocessor.normalize(clips[start:start + step].to(self.device, non_blocking=True))
-                out.append(self.model.encode_video(x).float())
+                out.append(model.encode_video(x).float())
         return torch.cat(out).reshape(n, views, -1)
 
     def videos_per_batch(self, count: int) -> int:
@@ -112,6 +138,7 @@ class VideoClassifier:
         return bounded_batch(self.batch_size, count, self.view.num_views * self.view.frames)
 
     def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
+                         model: VideoTextModel | None = None,
                          ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
         """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
         dataset = VideoViews(paths, self.view, self.preprocessor, decoder=self.decoder)
@@ -120,7 +147,7 @@ class VideoClassifier:
             good = [item for item in batch if item.frames is not None]
             embeddings: dict[int, torch.Tensor] = {}
             if good:
-                emb = self.encode_views(torch.stack([item.frames for item in good]))
+                emb = self.encode_views(torch.stack([item.frames for item in good]), model)
                 embeddings = {item.index: e for item, e in zip(good, emb)}
             for item in batch:
                 yield item.index, item.path, embeddings.get(item.index), item.error
@@ -133,13 +160,14 @@ class VideoClassifier:
         """Yield ``(index, path, probabilities [C] or None, error or None)``: softmax over ``labels`` for
         each view, averaged over views."""
         labels = self._labels(labels)
-        text = self.label_embeddings(labels)
-        for index, path, emb, error in self.video_embeddings(paths, progress):
+        model = self.scorer(labels)
+        text = self.label_embeddings(labels, model)
+        for index, path, emb, error in self.video_embeddings(paths, progress, model):
             if emb is None:
                 yield index, path, None, error
                 continue
             with torch.inference_mode():
-                probs = self.model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
+                probs = model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
             yield index, path, probs.cpu(), None
 
     def classify(self, paths: Sequence[str], labels: Sequence[str] | None = None, top_k: int = 5,
@@ -170,7 +198,7 @@ class VideoClassifier:
 def load_classifier(model: str | None = None, pretrained: str | None = None, *, checkpoint: str | None = None,
                     templates: Sequence[str] | None = None, view: ViewConfig | None = None,
                     device: str = "auto", precision: str = "auto", batch_size: int = 4,
-                    num_workers: int | None = None, decoder: str = "auto") -> VideoClassifier:
+                    num_workers: int | None = None, decoder: str = "auto", official=None) -> VideoClassifier:
     """A ready classifier, from a checkpoint or from an open_clip model for zero-shot.
 
     Zero-shot: ``model`` (name or config JSON, default ViT-B-16) + ``pretrained`` (tag, weights file or
@@ -187,10 +215,13 @@ def load_classifier(model: str | None = None, pretrained: str | None = None, *, 
 
         if templates:
             raise UsageError("--template applies to zero-shot; a checkpoint brings its own text side")
-        method, info = load_checkpoint(checkpoint, model=model, pretrained=pretrained)
-        return VideoClassifier(method, view or info.view, device=target, precision=precision,
-                               batch_size=batch_size, num_workers=num_workers, default_labels=info.classes,
-                               decoder=decoder)
+        method, info = load_checkpoint(checkpoint, model=model, pretrained=pretrained, official=official)
+        head = method.closed_set(info.classes) if getattr(method, "head", None) is not None else None
+        clf = VideoClassifier(method, view or info.view, device=target, precision=precision,
+                              batch_size=batch_size, num_workers=num_workers, default_labels=info.classes,
+                              decoder=decoder, head_model=head)
+        clf.checkpoint_info = info
+        return clf
     from .methods.zeroshot import ZeroShotCLIP
 
     backbone = build_backbone(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED)

@@ -49,7 +49,8 @@ ModelOpt = typer.Option(None, "--model", "-m", show_default="ViT-B-16",
 PretrainedOpt = typer.Option(None, "--pretrained", "-p", show_default="openai",
                              help="open_clip pretrained tag, a local weights file, or 'none' (random weights).")
 CheckpointOpt = typer.Option(None, "--checkpoint", "-c",
-                             help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM.")
+                             help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM; or a published "
+                                  "AIM/PromptCLIP file (.pth), converted in memory.")
 LabelsOpt = typer.Option(None, "--labels", "-l", help='Comma-separated class names, e.g. "surfing,cooking".')
 LabelsFileOpt = typer.Option(None, "--labels-file", help="Text file with one class name per line (# comments).")
 LabelSetOpt = typer.Option(None, "--label-set",
@@ -269,7 +270,8 @@ def train_prompts(
 
 @app.command()
 def inspect(
-    checkpoint: Path = typer.Argument(..., help="A vidprompt checkpoint (.safetensors)."),
+    checkpoint: Path = typer.Argument(..., help="A vidprompt checkpoint (.safetensors) or a published AIM/PromptCLIP "
+                                                "file."),
     json_out: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
 ) -> None:
     """Show what a checkpoint holds: method, backbone, classes, hyper-parameters, size."""
@@ -303,6 +305,69 @@ def inspect(
     for key, value in info.extra.items():
         table.add_row(key, str(value))
     results_console().print(table)
+
+
+@app.command()
+def convert(
+    source: Path = typer.Argument(..., help="A published AIM (mmaction .pth) or PromptCLIP (.pth.tar) checkpoint."),
+    out: Path = typer.Option(..., "--out", "-o", help="The vidprompt checkpoint to write (.safetensors)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", show_default="inferred from the tensors",
+                                        help="open_clip model name or config JSON of the file's backbone."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", "-p", show_default="openai",
+                                             help="The frozen CLIP weights: tag or local weights file."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l",
+                                         help="Class names, comma-separated, in the head's order."),
+    labels_file: Optional[Path] = typer.Option(None, "--labels-file",
+                                               help="Class names, one per line, in the head's order (AIM) or the "
+                                                    "training classes (PromptCLIP)."),
+    label_set: Optional[str] = typer.Option(None, "--label-set", show_default="the one the training data names",
+                                            help="Built-in label set of the head's classes: k400, k700, ssv2..."),
+    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default="the published protocol's"),
+    sampling: Optional[str] = typer.Option(None, "--sampling", show_default="the published protocol's"),
+    stride: Optional[int] = typer.Option(None, "--stride", show_default="the published protocol's"),
+    clips: Optional[int] = typer.Option(None, "--clips", show_default="the published protocol's"),
+    crops: Optional[int] = typer.Option(None, "--crops", show_default="the published protocol's"),
+    prefix: Optional[int] = typer.Option(None, "--prefix", show_default="from the official run folder",
+                                         help="PromptCLIP: learned prompt vectors before the class name."),
+    suffix: Optional[int] = typer.Option(None, "--suffix", show_default="from the official run folder",
+                                         help="PromptCLIP: learned prompt vectors after the class name."),
+    temporal_heads: Optional[int] = typer.Option(None, "--temporal-heads", show_default="8",
+                                                 help="PromptCLIP: attention heads of the temporal Transformer."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    json_out: bool = typer.Option(False, "--json", help="Print the written checkpoint's metadata as JSON."),
+) -> None:
+    """Convert a published AIM or PromptCLIP checkpoint into a vidprompt checkpoint, safely (no code in the
+    file runs) and exactly (the official model's math, checked against its frozen CLIP weights)."""
+    from .labels import resolve_labels
+
+    if out.exists() and not force:
+        raise UsageError(f"--out {out} exists (give --force to replace it)")
+    for name, value in (("--prefix", prefix), ("--suffix", suffix)):
+        if value is not None and value < 0:
+            raise UsageError(f"{name} must be 0 or more (got {value})")
+    if temporal_heads is not None and temporal_heads < 1:
+        raise UsageError(f"--temporal-heads must be at least 1 (got {temporal_heads})")
+    classes = resolve_labels(labels, labels_file, label_set, required=False)
+    given = {"frames": frames, "sampling": sampling.strip().lower() if sampling else None, "stride": stride,
+             "clips": clips, "crops": crops}
+    user_view(None, {k: v for k, v in given.items() if v is not None})  # out-of-range values: a usage error now
+    from .checkpoint import convert_checkpoint
+    from .official import ConvertOptions
+
+    options = ConvertOptions(model=model, pretrained=pretrained, classes=classes,
+                             view={k: v for k, v in given.items() if v is not None}, n_prefix=prefix,
+                             n_suffix=suffix, temporal_heads=temporal_heads)
+    from .interrupts import doing
+
+    doing(f"converting {source} (nothing was written)")
+    written, info, _ = convert_checkpoint(source, out, options)
+    if json_out:
+        typer.echo(json.dumps({"checkpoint": str(written), **info.describe()}, indent=2))
+        return
+    origin = info.extra.get("origin", {})
+    typer.echo(f"{written}: {info.method} on {info.model} ({info.pretrained}), {len(info.classes)} classes, "
+               f"views {info.view.frames}x{info.view.clips}x{info.view.crops}, from {origin.get('format')} "
+               f"{source.name} (sha256 {str(origin.get('sha256'))[:12]}...)")
 
 
 # Entry point ---------------------------------------------------------------------------------------------

@@ -200,8 +200,9 @@ def _abs(path: Optional[Path]) -> Optional[str]:
 
 def _load(checkpoint, model, pretrained, templates, given, preset_views, device, precision, batch_size,
           num_workers, decoder):
-    """The classifier with its views resolved: what was given, else (frames, sampling, stride) the
-    checkpoint's training frames, else the preset's views, else the defaults."""
+    """The classifier with its views resolved: what was given, else the checkpoint's frames, sampling and
+    stride (a published checkpoint's clips and crops too: its published protocol), else the preset's
+    views, else the defaults."""
     import inspect
 
     from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED
@@ -219,13 +220,15 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
     if "checkpoint" not in inspect.signature(load_classifier).parameters:
         raise VidpromptError("--checkpoint is not supported by this build of vidprompt (zero-shot only)")
     clf = load_classifier(model, pretrained, checkpoint=str(checkpoint), **common)
-    trained = {k: getattr(clf.view, k) for k in ("frames", "sampling", "stride")}
+    published = clf.checkpoint_info is not None and "origin" in clf.checkpoint_info.extra
+    fields = ("frames", "sampling", "stride") + (("clips", "crops") if published else ())
+    trained = {k: getattr(clf.view, k) for k in fields}
     view = user_view(replace(preset_views or ViewConfig(), **trained), given)
     if view == clf.view:
         return clf
     return VideoClassifier(clf.model, view, device=clf.device, precision=precision, batch_size=batch_size,
                            num_workers=num_workers, default_labels=clf.default_labels, text_cache=clf.text_cache,
-                           decoder=decoder)
+                           decoder=decoder, head_model=clf.head_model)
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ class TrainConfig:
     batch_size: int | None = _opt(None, "videos per optimiser step (before accumulation)")
     accumulate: int = _opt(1, "gradient accumulation steps (global batch = batch_size x accumulate)")
     lr: float | None = _opt(None, "AdamW learning rate")
-    weight_decay: float | None = _opt(None, "AdamW weight decay (none on norms, biases, embeddings)")
+    weight_decay: float | None = _opt(None, "AdamW weight decay (as the official recipes: all trained tensors but AIM's ln_post)")
     warmup_epochs: float | None = _opt(None, "linear warm-up length in epochs, then cosine decay")
     min_lr: float = _opt(0.0, "learning rate at the end of the cosine")
     # Runtime.

@@ -185,9 +185,10 @@ class SlidingWindows:
     def __len__(self) -> int:
         return len(self.windows)
 
-    def embeddings(self, progress: Callable[[int], None] | None = None,
+    def embeddings(self, progress: Callable[[int], None] | None = None, model=None,
                    ) -> Iterator[tuple[int, torch.Tensor | None, str | None]]:
-        """Yield ``(window index, embeddings [views, D] or None, error or None)`` in time order."""
+        """Yield ``(window index, embeddings [views, D] or None, error or None)`` in time order (of ``model``,
+        default the classifier's open-vocabulary model)."""
         clf = self.clf
         batch_size = clf.videos_per_batch(len(self.windows))
         dataset = WindowViews(self.path, self.windows, self.timing, clf.view, clf.preprocessor, batch_size,
@@ -199,7 +200,7 @@ class SlidingWindows:
             good = [item for item in batch if item.frames is not None]
             embedded = {}
             if good:
-                emb = clf.encode_views(torch.stack([item.frames for item in good]))
+                emb = clf.encode_views(torch.stack([item.frames for item in good]), model)
                 embedded = {item.index: e for item, e in zip(good, emb)}
             for item in batch:
                 yield item.index, embedded.get(item.index), item.error
@@ -293,17 +294,18 @@ def localize(clf, path: str, labels: Sequence[str] | None = None, *, window: flo
             raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
         labels = clf.default_labels
     labels = list(labels)
-    text = clf.label_embeddings(labels)
+    model = clf.scorer(labels)
+    text = clf.label_embeddings(labels, model)
     stream = windows or SlidingWindows(clf, path, window, stride)
     probabilities = np.zeros((len(stream), len(labels)), np.float32)
     ok = np.zeros(len(stream), bool)
     errors = []
-    for index, emb, error in stream.embeddings(progress):
+    for index, emb, error in stream.embeddings(progress, model):
         if emb is None:
             errors.append((index, error))
             continue
         with torch.inference_mode():
-            probs = clf.model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
+            probs = model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
         probabilities[index] = probs.cpu().numpy()
         ok[index] = True
     if not ok.any():

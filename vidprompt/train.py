@@ -86,13 +86,14 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
 
 
 def _param_groups(model: VideoTextModel, weight_decay: float) -> list[dict]:
-    """No weight decay on norms, biases and embeddings (the official AIM recipe; harmless for prompts)."""
+    """Weight decay as the official recipes apply it: on every trained tensor except those the method names
+    in ``no_weight_decay()`` (AIM: its ``ln_post``; PromptCLIP: none, its code decays everything)."""
     skip = set(getattr(model, "no_weight_decay", lambda: set())())
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 or name in skip or "embedding" in name else decay).append(param)
+        (no_decay if name in skip else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -1,0 +1,202 @@
+"""Read files written by ``torch.save`` without running any code they carry.
+
+A pickle is a program: loading one with plain ``pickle``/``torch.load`` may call any function it names. The
+published AIM and PromptCLIP weights are such files, so they are read in two safe steps:
+
+1. ``torch.load(weights_only=True)``: PyTorch's own allow-list (tensors, numbers, strings, plain containers).
+2. If that refuses the file because its metadata holds other types (an mmcv checkpoint's ``meta`` may hold
+   numpy scalars, for instance), :func:`_load_restricted` unpickles the same archive with an unpickler that
+   builds only tensors and plain containers. Every other name the file asks for becomes an :class:`Opaque`
+   stand-in: calling it records the call's arguments and runs nothing. A file that asks ``os.system`` to run
+   a command yields an ``Opaque`` holding the command string; the recogniser then says the file is not a
+   checkpoint.
+
+Only PyTorch's zip format (every ``torch.save`` since PyTorch 1.6) gets step 2; the older format is read by
+step 1 alone.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from .errors import VidpromptError
+
+_STORAGE_DTYPES = {
+    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
+    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool, "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
+}
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTOCOL_OPCODE = 0x80
+
+
+class Opaque:
+    """Something a pickle asked to build that is neither a tensor nor a plain container, kept as inert data.
+
+    ``name`` is the ``module.qualname`` the file named; ``args`` the arguments it was called with and
+    ``state`` what it would have been given by ``__setstate__``. Nothing of the named object is imported."""
+
+    name = "?"
+
+    def __new__(cls, *args, **kwargs):  # pickle's NEWOBJ calls this without __init__
+        self = super().__new__(cls)
+        self.args, self.kwargs, self.state = args, kwargs, None
+        self.items = []  # what a pickled dict or list subclass held
+        return self
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __setitem__(self, key, value):
+        self.items.append((key, value))
+
+    def append(self, value):
+        self.items.append(value)
+
+    def extend(self, values):
+        self.items.extend(values)
+
+    def __repr__(self) -> str:
+        return f"<{self.name} (not loaded)>"
+
+
+def _opaque_type(module: str, name: str) -> type:
+    """A fresh ``Opaque`` subclass standing for ``module.name`` (pickle's NEWOBJ needs a type)."""
+    return type("Opaque", (Opaque,), {"name": f"{module}.{name}"})
+
+
+class _StorageType:
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+
+
+class _Unpickler(pickle.Unpickler):
+    """Resolves only the names that rebuild tensors and plain containers; the rest become ``Opaque``."""
+
+    def __init__(self, file, storage_bytes):
+        super().__init__(file)
+        self._storage_bytes = storage_bytes
+        self._storages: dict[str, torch.Tensor] = {}
+
+    def find_class(self, module: str, name: str):
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return _rebuild_parameter
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(_STORAGE_DTYPES[name])
+        if module == "torch" and name == "Size":
+            return torch.Size
+        if module == "collections" and name == "OrderedDict":
+            return OrderedDict
+        return _opaque_type(module, name)
+
+    def persistent_load(self, pid):
+        """``('storage', storage type, key, location, element count)``: the bytes of ``data/<key>``."""
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
+        dtype, key, numel = pid[1].dtype, str(pid[2]), pid[4]
+        if key not in self._storages:
+            data = self._storage_bytes(key)
+            itemsize = torch.empty((), dtype=dtype).element_size()
+            if not isinstance(numel, int) or len(data) != numel * itemsize:
+                raise pickle.UnpicklingError(f"storage {key} holds {len(data)} bytes, not {numel} elements")
+            self._storages[key] = torch.frombuffer(bytearray(data), dtype=dtype) if data else \
+                torch.empty(0, dtype=dtype)
+        return self._storages[key]
+
+
+def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None):
+    """A tensor viewing ``storage`` (a flat tensor from :meth:`_Unpickler.persistent_load`), bounds-checked."""
+    if not isinstance(storage, torch.Tensor):
+        raise pickle.UnpicklingError("a tensor without storage")
+    size, stride = tuple(size), tuple(stride)
+    if not all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride)) or len(size) != len(stride):
+        raise pickle.UnpicklingError("a tensor with a malformed shape")
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= storage.numel():
+        raise pickle.UnpicklingError("a tensor reaching past its storage")
+    return torch.as_strided(storage, size, stride, offset)
+
+
+def _rebuild_parameter(data, requires_grad=False, hooks=None):
+    return data
+
+
+def _load_restricted(path: Path) -> object:
+    with zipfile.ZipFile(path) as archive:
+        pickles = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
+        if len(pickles) != 1:
+            raise VidpromptError(f"{path}: a zip archive but not a PyTorch file (no single data.pkl)")
+        root = pickles[0][: -len("data.pkl")]
+        byteorder = b"little"
+        if f"{root}byteorder" in archive.namelist():
+            byteorder = archive.read(f"{root}byteorder").strip()
+        if byteorder != b"little":
+            raise VidpromptError(f"{path}: tensors stored {byteorder.decode(errors='replace')}-endian are not "
+                                 "supported")
+
+        def storage_bytes(key: str) -> bytes:
+            try:
+                return archive.read(f"{root}data/{key}")
+            except KeyError:
+                raise pickle.UnpicklingError(f"storage {key} is missing") from None
+
+        return _Unpickler(io.BytesIO(archive.read(pickles[0])), storage_bytes).load()
+
+
+def load_pickled(path: str | Path) -> object:
+    """The object a ``torch.save`` file holds, tensors on the CPU, read without running code from the file.
+
+    Raises :class:`VidpromptError` (one line) for a truncated or damaged file, or an old-format file that
+    weights-only loading refuses."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refusal = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+    except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...
+        raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+    if head != _ZIP_MAGIC:
+        if head[:1] == bytes([_PICKLE_PROTOCOL_OPCODE]):
+            raise VidpromptError(f"{path}: an old-format PyTorch file holding objects other than tensors; "
+                                 f"vidprompt reads it weights-only and that refused it ({refusal[:160]})")
+        raise VidpromptError(f"{path}: not a PyTorch file")
+    try:
+        return _load_restricted(path)
+    except VidpromptError:
+        raise
+    except Exception as exc:  # a malformed pickle stream, a bad zip member, a tensor out of bounds
+        raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0][:160] if text else type(exc).__name__)
+
+
+def describe(obj: object) -> str:
+    """A short description of what a loaded object is, for "not a checkpoint" messages."""
+    if isinstance(obj, Opaque):
+        return f"a call to {obj.name} (not run)" if obj.args else f"an object of type {obj.name} (not loaded)"
+    if isinstance(obj, dict):
+        keys = [str(k) for k in list(obj)[:6]]
+        more = ", ..." if len(obj) > 6 else ""
+        return f"a dict with keys {', '.join(keys)}{more}" if keys else "an empty dict"
+    if isinstance(obj, torch.Tensor):
+        return f"a single tensor of shape {tuple(obj.shape)}"
+    return f"a {type(obj).__name__}"
