@@ -172,13 +172,15 @@ def _checked_info(path: Path, handle) -> CheckpointInfo:
     return info
 
 
-def read_checkpoint_info(path: str | Path, official=None) -> CheckpointInfo:
+def read_checkpoint_info(path: str | Path, official=None, *, model: str | None = None,
+                         pretrained: str | None = None) -> CheckpointInfo:
     """The validated metadata alone (cheap for a vidprompt checkpoint: tensors are not read; an official file
-    is converted, and the result kept for the load that follows)."""
+    is converted, and the result kept for the load that follows). ``model``/``pretrained``: as for
+    :func:`load_checkpoint`."""
     path = Path(path)
     _exists(path)
     if not is_safetensors(path):
-        return _read_official(path, official)[0]
+        return _read_official(path, _official_options(official, model, pretrained))[0]
     with _open(path) as handle:
         return _checked_info(path, handle)
 
@@ -221,6 +223,16 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
             source = str(config_path)
         return build_backbone(source, weights, quick_gelu=info.quick_gelu)
     return build_backbone(info.model, weights, quick_gelu=info.quick_gelu)
+
+
+def _official_options(official, model: str | None, pretrained: str | None):
+    """The conversion options, with ``--model``/``--pretrained`` filling in what they leave out."""
+    from dataclasses import replace
+
+    from .official import ConvertOptions
+
+    options = official or ConvertOptions()
+    return replace(options, model=options.model or model, pretrained=options.pretrained or pretrained)
 
 
 _LAST_OFFICIAL: list = []  # [(key, result)]: the last conversion, reused by the load that follows the info
@@ -274,12 +286,7 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
     if is_safetensors(path):
         info, tensors = read_checkpoint(path)
     else:
-        from dataclasses import replace
-
-        from .official import ConvertOptions
-
-        options = official or ConvertOptions()
-        options = replace(options, model=options.model or model, pretrained=options.pretrained or pretrained)
+        options = _official_options(official, model, pretrained)
         info, tensors, converted = _read_official(path, options)
         model, pretrained = options.model, options.pretrained
     backbone = _backbone_for(info, model, pretrained)
@@ -287,10 +294,6 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         from .official import check_frozen
 
         check_frozen(path, backbone, converted.frozen)
-        log.info("%s: an official %s checkpoint, converted in memory (vidprompt convert writes it once as "
-                 "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP")
-        for note in converted.notes:
-            log.info("%s: %s", path.name, note)
     method = build_method(info.method, backbone, **info.hparams)
     expected = method.trainable_state()
     missing = sorted(set(expected) - set(tensors))
@@ -306,6 +309,11 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         params = dict(method.named_parameters())
         for name, tensor in tensors.items():
             params[name].copy_(tensor)
+    if converted is not None:
+        log.info("%s: an official %s checkpoint, converted in memory (vidprompt convert writes it once as "
+                 "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP")
+        for note in converted.notes:
+            log.info("%s: %s", path.name, note)
     return method.eval(), info
 
 

@@ -147,7 +147,8 @@ def classify(
     if checkpoint is not None:
         from .checkpoint import read_checkpoint_info
 
-        base_view = read_checkpoint_info(checkpoint).view  # fails fast on a bad file, before decoding
+        # fails fast on a bad file, before decoding
+        base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
     view = _view(frames, sampling, stride, clips, crops, base_view)
     paths = expand_inputs(inputs)
     if not paths:

@@ -109,7 +109,7 @@ def index_command(
         elif checkpoint is not None:
             from .checkpoint import read_checkpoint_info
 
-            base_view = read_checkpoint_info(checkpoint).view
+            base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
         view = _view(frames, sampling, stride, clips, crops, base_view)
         templates = _templates(template)
         paths = expand_inputs(inputs, keep_empty=False)  # an index holds videos, not reports of empty folders
@@ -250,7 +250,7 @@ def localize_command(
     if checkpoint is not None:
         from .checkpoint import read_checkpoint_info
 
-        base_view = read_checkpoint_info(checkpoint).view
+        base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
     view = _view(frames, sampling, frame_stride, clips, crops, base_view)
     _warn_random_weights(pretrained)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -166,15 +167,17 @@ def load_pickled(path: str | Path) -> object:
     with open(path, "rb") as handle:
         head = handle.read(4)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        refusal = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+        refusal = _refusal(exc)
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...
         raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
     if head != _ZIP_MAGIC:
         if head[:1] == bytes([_PICKLE_PROTOCOL_OPCODE]):
-            raise VidpromptError(f"{path}: an old-format PyTorch file holding objects other than tensors; "
-                                 f"vidprompt reads it weights-only and that refused it ({refusal[:160]})")
+            raise VidpromptError(f"{path}: a plain pickle (or an old-format PyTorch file) holding more than "
+                                 f"tensors, refused without running it ({refusal})")
         raise VidpromptError(f"{path}: not a PyTorch file")
     try:
         return _load_restricted(path)
@@ -182,6 +185,17 @@ def load_pickled(path: str | Path) -> object:
         raise
     except Exception as exc:  # a malformed pickle stream, a bad zip member, a tensor out of bounds
         raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+
+
+def _refusal(exc: BaseException) -> str:
+    """The reason in torch's weights-only refusal (``Unsupported global: GLOBAL os.system ...``), without the
+    advice around it that does not apply here."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    text = text.strip()
+    return text.splitlines()[0][:160] if text else "refused"
 
 
 def _first_line(exc: BaseException) -> str:
