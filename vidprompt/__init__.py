@@ -18,6 +18,9 @@ _LAZY = {
     "build_backbone": "vidprompt.backbone",
     "VideoIndex": "vidprompt.index",
     "build_index": "vidprompt.index",
+    "load_checkpoint": "vidprompt.checkpoint",
+    "convert_checkpoint": "vidprompt.checkpoint",
+    "ConvertOptions": "vidprompt.official",
 }
 
 __all__ = ["__version__", *_LAZY]

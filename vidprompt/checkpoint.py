@@ -96,8 +96,10 @@ def _exists(path: Path) -> None:
 
 
 def is_safetensors(path: Path) -> bool:
-    """A safetensors file starts with its header's length (8 bytes, little-endian) and the header's ``{``;
-    anything else (a pickle, a zip archive) is read as a possible official checkpoint."""
+    """A ``.safetensors`` name, or content that starts like one: the header's length (8 bytes, little-endian)
+    and the header's ``{``. Anything else (a pickle, a zip archive) is read as a possible official checkpoint."""
+    if path.suffix.lower() == ".safetensors":
+        return True
     try:
         with open(path, "rb") as handle:
             head = handle.read(9)

@@ -166,6 +166,8 @@ def load_pickled(path: str | Path) -> object:
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
+    if head != _ZIP_MAGIC and head[:1] != bytes([_PICKLE_PROTOCOL_OPCODE]):
+        raise VidpromptError(f"{path}: not a PyTorch file (nor a safetensors checkpoint)")
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
             warnings.simplefilter("ignore")
@@ -175,10 +177,8 @@ def load_pickled(path: str | Path) -> object:
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...
         raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
     if head != _ZIP_MAGIC:
-        if head[:1] == bytes([_PICKLE_PROTOCOL_OPCODE]):
-            raise VidpromptError(f"{path}: a plain pickle (or an old-format PyTorch file) holding more than "
-                                 f"tensors, refused without running it ({refusal})")
-        raise VidpromptError(f"{path}: not a PyTorch file")
+        raise VidpromptError(f"{path}: a plain pickle (or an old-format PyTorch file) holding more than "
+                             f"tensors, refused without running it ({refusal})")
     try:
         return _load_restricted(path)
     except VidpromptError:
