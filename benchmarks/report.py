@@ -10,8 +10,9 @@ decoding per backend on a generated 240p-1080p corpus (decode.py), classify vs t
 encoder set together on the CPU (pipeline.py),
 PromptCLIP cached epoch vs encoder pass (promptclip_cost.py), AIM parameters (aim_params.py), AIM vs frozen
 CLIP cost and training memory (aim_cost.py), search latency (search_latency.py), eval vs classify
-(eval_overhead.py), peak memory vs label count and mistyped option values (memory_bounds.py), and 1 vs 2
-process eval (measured here with torchrun).
+(eval_overhead.py), peak memory vs label count and mistyped option values (memory_bounds.py), a published
+checkpoint used directly vs converted (official_checkpoints.py), and 1 vs 2 process eval (measured here with
+torchrun).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ SCRIPTS = {  # section -> [script, arguments...]
     "search": ["search_latency.py"],
     "eval_overhead": ["eval_overhead.py"],
     "memory": ["memory_bounds.py"],
+    "official": ["official_checkpoints.py"],
 }
 GPU_FLAGS = {"classify": ["--device", "cuda", "--precision", "fp16", "--skip-memory"],
              "promptclip": ["--device", "cuda"], "aim_cost": ["--device", "cuda", "--precision", "bf16"],

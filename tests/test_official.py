@@ -127,7 +127,7 @@ def test_official_layout_refuses_a_name_that_does_not_fit(tmp_path, backbone):
     state = promptclip_state(backbone, frames=8)
     model, _ = load_checkpoint(write_promptclip_file(tmp_path / "p.pth.tar", state),
                                official=tiny(n_prefix=35, n_suffix=35))
-    with pytest.raises(ValueError, match="official PromptCLIP layout fits at most 5"):
+    with pytest.raises(UsageError, match="official PromptCLIP layout fits at most 5"):
         model.encode_labels(["a b c d e f g h"])
 
 
@@ -247,10 +247,19 @@ def test_convert_then_every_command_uses_the_file(tmp_path, world, backbone):
     open_vocab = cli(world, "classify", clip, "--checkpoint", out, "--labels", "surfing,cooking", "--json", *TINY)
     assert open_vocab.code == 0 and "CLIP text encoder (open vocabulary)" in open_vocab.stderr
     assert {p["label"] for p in json.loads(open_vocab.stdout)[0]["predictions"]} == {"surfing", "cooking"}
+    data = tmp_path / "data"
+    for name, video in (("brush_hair", "red"), ("cartwheel", "index_mp4")):
+        (data / name).mkdir(parents=True)
+        (data / name / "v.mp4").write_bytes(Path(world["videos"][video]).read_bytes())
     for args in (["localize", clip, "--checkpoint", out, "--window", "1", "--json"],
-                 ["index", world["videos"]["red"], "--out", tmp_path / "idx", "--checkpoint", out]):
+                 ["index", world["videos"]["red"], "--out", tmp_path / "idx", "--checkpoint", out],
+                 ["eval", "--data", data, "--checkpoint", out, "--out", tmp_path / "report"]):
         run = cli(world, *args, *TINY)
         assert run.code == 0, run.stderr
+    # two of the head's 51 classes: scored through the text encoder, in the published views
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["counts"]["evaluated"] == 2 and "CLIP text encoder" in run.stderr
+    assert (report["view"]["frames"], report["view"]["clips"], report["view"]["stride"]) == (8, 3, 16)
 
 
 def test_convert_promptclip_records_the_official_variant(tmp_path, world, backbone):
@@ -267,6 +276,11 @@ def test_convert_promptclip_records_the_official_variant(tmp_path, world, backbo
     direct, _ = load_checkpoint(source, official=tiny(n_prefix=4, n_suffix=4))
     with torch.no_grad():
         torch.testing.assert_close(model.encode_labels(NAMES), direct.encode_labels(NAMES))
+    unlabelled = tmp_path / "unlabelled.safetensors"  # no training classes: labels are given at each use
+    assert cli(world, "convert", source, "--out", unlabelled, "--prefix", "2", "--suffix", "2", *TINY).code == 0
+    assert read_checkpoint_info(unlabelled).classes == []
+    run = cli(world, "classify", world["videos"]["red"], "--checkpoint", unlabelled, "--pretrained", "none")
+    assert run.code == 2 and "no labels" in run.stderr
     missing = cli(world, "convert", source, "--out", tmp_path / "m.safetensors", *TINY)
     assert missing.code == 2 and "--prefix N --suffix M" in missing.stderr
 
@@ -290,10 +304,14 @@ def test_restricted_loader_reads_what_weights_only_refuses(tmp_path, backbone):
     assert isinstance(loaded["meta"]["extra"], Opaque) and loaded["meta"]["extra"].items == [("lr", 3e-4)]
     assert torch.equal(loaded["state_dict"]["backbone.conv1.weight"],
                        backbone.model.state_dict()["visual.conv1.weight"])
-    # a tensor reaching past its storage is damage, not a crash
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-    assert any(n.endswith("data.pkl") for n in names)
+    # a storage shorter than its tensors say (a damaged archive member) is one error, not a crash
+    damaged = tmp_path / "damaged.pth"
+    with zipfile.ZipFile(path) as archive, zipfile.ZipFile(damaged, "w") as out:
+        for item in archive.infolist():
+            data = archive.read(item)
+            out.writestr(item, data[:-4] if item.filename.endswith("/data/0") else data)
+    with pytest.raises(VidpromptError, match=r"damaged.pth: damaged or truncated PyTorch file \(storage 0 holds"):
+        load_pickled(damaged)
 
 
 def test_drop_path_drops_whole_videos():
@@ -334,3 +352,17 @@ def test_an_unknown_safetensors_file_and_an_unknown_pickle(tmp_path):
     torch.save({"encoder.weight": torch.ones(2)}, state)
     with pytest.raises(VidpromptError, match="found 1 tensors such as encoder.weight"):
         read_checkpoint_info(state)
+
+
+def test_format_is_recognised_by_content_and_the_file_is_released(tmp_path, backbone):
+    import shutil
+
+    import vidprompt.official as official
+
+    source = write_aim_file(tmp_path / "aim.pth", aim_state(backbone, frames=8, classes=0), classes=0)
+    renamed = tmp_path / "downloaded.safetensors"  # a misleading name does not decide the format
+    shutil.copy(source, renamed)
+    assert read_checkpoint_info(renamed, official=tiny()).method == "aim"
+    assert official._LAST_READ  # kept between reading the info and loading the model
+    model, _ = load_checkpoint(renamed, official=tiny())
+    assert not official._LAST_READ  # and released once the model is built

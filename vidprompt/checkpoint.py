@@ -96,17 +96,21 @@ def _exists(path: Path) -> None:
 
 
 def is_safetensors(path: Path) -> bool:
-    """A ``.safetensors`` name, or content that starts like one: the header's length (8 bytes, little-endian)
-    and the header's ``{``. Anything else (a pickle, a zip archive) is read as a possible official checkpoint."""
-    if path.suffix.lower() == ".safetensors":
-        return True
+    """Whether to read ``path`` as a vidprompt (safetensors) checkpoint, decided by its content: a safetensors
+    file starts with its header's length (8 bytes, little-endian) and the header's ``{``; a pickle or a zip
+    archive (``torch.save``) is read as a possible official checkpoint, whatever its name. Other content goes
+    by the name, so a damaged ``.safetensors`` file is reported as one."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(9)
         size = path.stat().st_size
     except OSError as exc:
         raise VidpromptError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return True
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return False
+    return path.suffix.lower() == ".safetensors"
 
 
 def _open(path: Path):
@@ -136,7 +140,8 @@ def _decode_info(path: Path, metadata: dict) -> CheckpointInfo:
         classes = _typed(json.loads(metadata["classes"]), list, "classes")
         if not all(isinstance(c, str) for c in classes):
             raise ValueError("classes must be a list of names")
-        check_labels(classes, source="classes")
+        if classes:  # a converted PromptCLIP file may have none: the user gives labels each time
+            check_labels(classes, source="classes")
         return CheckpointInfo(
             method=_typed(metadata["method"], str, "method"), model=model,
             pretrained=_typed(metadata["pretrained"], str, "pretrained"),
@@ -240,6 +245,14 @@ def _official_options(official, model: str | None, pretrained: str | None):
 _LAST_OFFICIAL: list = []  # [(key, result)]: the last conversion, reused by the load that follows the info
 
 
+def _forget_official() -> None:
+    """Drop the kept conversion and the file it came from (hundreds of MB) once a model is built from it."""
+    from .official import forget_loaded
+
+    _LAST_OFFICIAL.clear()
+    forget_loaded()
+
+
 def _read_official(path: Path, official=None):
     """``(info, tensors, converted)`` of an official AIM or PromptCLIP file, converted in memory."""
     from .official import ConvertOptions, convert_file
@@ -257,8 +270,9 @@ def _read_official(path: Path, official=None):
     try:
         view = ViewConfig.from_dict(converted.view)
     except (ViewError, ValueError, TypeError) as exc:
-        raise UsageError(f"--{exc}" if isinstance(exc, ViewError) and exc.field in options.view else
-                         f"{path}: {exc}") from None
+        if isinstance(exc, ViewError) and exc.field in options.view:
+            raise UsageError(f"--{exc}") from None
+        raise VidpromptError(f"{path}: the views its config records are unusable ({exc})") from None
     info = CheckpointInfo(method=converted.method, model=Path(converted.model).stem if config else converted.model,
                           pretrained=converted.pretrained, model_config=config, quick_gelu=True,
                           hparams=converted.hparams, view=view, classes=converted.classes,
@@ -312,10 +326,10 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         for name, tensor in tensors.items():
             params[name].copy_(tensor)
     if converted is not None:
-        log.info("%s: an official %s checkpoint, converted in memory (vidprompt convert writes it once as "
-                 "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP")
-        for note in converted.notes:
-            log.info("%s: %s", path.name, note)
+        _forget_official()
+        notes = "".join(f"; {note}" for note in converted.notes)
+        log.info("%s: an official %s checkpoint, converted in memory%s (vidprompt convert writes it once as "
+                 "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP", notes)
     return method.eval(), info
 
 
@@ -335,8 +349,8 @@ def convert_checkpoint(source: str | Path, out: str | Path, official=None) -> tu
     _exists(source)
     if is_safetensors(source):
         raise UsageError(f"{source} is already a safetensors file; convert reads the official .pth files")
+    notes = list(_read_official(source, official)[2].notes)
     method, info = load_checkpoint(source, official=official)
-    converted = _LAST_OFFICIAL[0][1][2] if _LAST_OFFICIAL else None
     origin = {**info.extra.get("origin", {}), "sha256": file_sha256(source)}
     written = save_checkpoint(out, method, info.view, info.classes, extra={"origin": origin})
-    return written, read_checkpoint_info(written), list(converted.notes if converted else [])
+    return written, read_checkpoint_info(written), notes

@@ -341,6 +341,8 @@ def convert(
     file runs) and exactly (the official model's math, checked against its frozen CLIP weights)."""
     from .labels import resolve_labels
 
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise UsageError(f"--out {out} is the file being converted; write the checkpoint elsewhere")
     if out.exists() and not force:
         raise UsageError(f"--out {out} exists (give --force to replace it)")
     for name, value in (("--prefix", prefix), ("--suffix", suffix)):

@@ -171,7 +171,8 @@ def load_pickled(path: str | Path) -> object:
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
             warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with open(path, "rb") as handle:  # a file object: torch must not pick a reader by the file's name
+                return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         refusal = _refusal(exc)
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...

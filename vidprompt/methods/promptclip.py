@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..backbone import Backbone
+from ..errors import UsageError
 from .base import VideoTextModel, normalize, resample_positions
 
 # The paper scores with a fixed temperature instead of CLIP's learned logit scale.
@@ -118,7 +119,7 @@ class PromptedTextEncoder(nn.Module):
         if tokens is None:
             tokens = self._tokenizer.encode(name)
             if len(tokens) > self.max_name_tokens and self.layout == "official":
-                raise ValueError(f"class name '{name}' has {len(tokens)} tokens; the official PromptCLIP layout "
+                raise UsageError(f"class name '{name}' has {len(tokens)} tokens; the official PromptCLIP layout "
                                  f"fits at most {self.max_name_tokens} beside its {self.n_prefix}+{self.n_suffix} "
                                  f"prompt rows in {self.context_length} tokens (shorten the name)")
             if len(tokens) > self.max_name_tokens:

@@ -79,6 +79,11 @@ def _load(path: Path) -> object:
     return _LAST_READ[0][1]
 
 
+def forget_loaded() -> None:
+    """Release the kept copy of the last file read."""
+    _LAST_READ.clear()
+
+
 def convert_file(path: str | Path, options: ConvertOptions | None = None) -> Converted:
     """Read an official AIM or PromptCLIP file safely and convert it; one clear error if it is neither."""
     path = Path(path)
