@@ -12,6 +12,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -228,7 +229,7 @@ def test_convert_then_every_command_uses_the_file(tmp_path, world, backbone):
     info = json.loads(cli(world, "inspect", out, "--json").stdout)
     assert info["origin"]["format"] == "aim-official" and info["origin"]["file"] == "aim.pth"
     assert len(info["origin"]["sha256"]) == 64 and info["hparams"]["head_classes"] == 51
-    assert info["view"] == {"frames": 8, "sampling": "dense", "stride": 16, "clips": 3, "crops": 1}
+    assert info["view"] == {"frames": 8, "sampling": "mmaction-dense", "stride": 16, "clips": 3, "crops": 1}
     assert info["classes"][:2] == ["brush hair", "cartwheel"]
     again = cli(world, "convert", source, "--out", out, *TINY)
     assert again.code == 2 and "--force" in again.stderr
@@ -289,7 +290,7 @@ def test_published_views_come_from_the_config(tmp_path, backbone):
     state = aim_state(backbone, frames=32, classes=0)
     path = write_aim_file(tmp_path / "k700.pth", state, frames=32, classes=0, interval=4, clips=3, crop="ThreeCrop")
     view = read_checkpoint_info(path, official=tiny()).view
-    assert (view.frames, view.sampling, view.stride, view.clips, view.crops) == (32, "dense", 4, 3, 3)
+    assert (view.frames, view.sampling, view.stride, view.clips, view.crops) == (32, "mmaction-dense", 4, 3, 3)
     bare = write_aim_file(tmp_path / "bare.pth", aim_state(backbone, frames=16, classes=0), frames=16, classes=0,
                           config=False)
     view = read_checkpoint_info(bare, official=tiny(view={"clips": 1})).view
@@ -312,6 +313,18 @@ def test_restricted_loader_reads_what_weights_only_refuses(tmp_path, backbone):
             out.writestr(item, data[:-4] if item.filename.endswith("/data/0") else data)
     with pytest.raises(VidpromptError, match=r"damaged.pth: damaged or truncated PyTorch file \(storage 0 holds"):
         load_pickled(damaged)
+    # a small file cannot claim a large allocation: compressed members and stride-0 tensors are refused
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(path) as archive, zipfile.ZipFile(bomb, "w") as out:
+        for item in archive.infolist():
+            deflate = item.filename.endswith("/data/0")
+            out.writestr(item.filename, archive.read(item), zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+    with pytest.raises(VidpromptError, match="is compressed, which torch.save never does"):
+        load_pickled(bomb)
+    expanded = tmp_path / "expanded.pth"
+    torch.save({"w": torch.zeros(1, 1, 64).expand(1, 2_000_000, 64)}, expanded)
+    with pytest.raises(VidpromptError, match="a tensor of 128000000 elements on a storage of 64"):
+        load_pickled(expanded)
 
 
 def test_drop_path_drops_whole_videos():
@@ -366,3 +379,74 @@ def test_format_is_recognised_by_content_and_the_file_is_released(tmp_path, back
     assert official._LAST_READ  # kept between reading the info and loading the model
     model, _ = load_checkpoint(renamed, official=tiny())
     assert not official._LAST_READ  # and released once the model is built
+
+
+def _mmaction_test_frames(total: int, clip_len: int, interval: int, num_clips: int, uniform: bool) -> list:
+    """mmaction2's ``SampleFrames(test_mode=True)`` written out from its definition, for comparison."""
+    if uniform:
+        size = float(total - 1) / clip_len
+        return [[(int(np.round(size * i)) + int(np.round(size * (i + 1)))) // 2 for i in range(clip_len)]]
+    span = clip_len * interval
+    average = (total - span + 1) / float(num_clips)
+    offsets = [int(i * average + average / 2.0) if total > span - 1 else 0 for i in range(num_clips)]
+    return [[(o + j * interval) % total for j in range(clip_len)] for o in offsets]
+
+
+def test_mmaction_sampling_matches_its_definition():
+    from vidprompt.video import ViewConfig, sample_indices
+
+    for total in list(range(1, 80)) + [299, 300, 301, 1000]:
+        for frames, stride, clips in ((8, 16, 3), (32, 4, 3), (16, 8, 1), (8, 2, 1)):
+            view = ViewConfig(frames=frames, sampling="mmaction-dense", stride=stride, clips=clips)
+            assert sample_indices(total, view).tolist() == _mmaction_test_frames(total, frames, stride, clips, False)
+        for frames in (8, 16, 32):
+            view = ViewConfig(frames=frames, sampling="mmaction-uniform")
+            assert sample_indices(total, view).tolist() == _mmaction_test_frames(total, frames, 1, 1, True)
+    # the reviewer's examples: clip starts of a 300-frame video at 32x4x3, and an 8-frame video sampled uniformly
+    assert sample_indices(300, ViewConfig(frames=32, sampling="mmaction-dense", stride=4, clips=3))[:, 0].tolist() \
+        == [28, 86, 144]
+    assert sample_indices(8, ViewConfig(frames=8, sampling="mmaction-uniform"))[0].tolist() == [0, 1, 2, 3, 4, 4, 5, 6]
+    rng = np.random.default_rng(0)
+    for total in (5, 40, 300):  # training draws stay inside the video
+        view = ViewConfig(frames=8, sampling="mmaction-dense", stride=4, clips=2)
+        assert 0 <= sample_indices(total, view, rng).min() and sample_indices(total, view, rng).max() < total
+        view = ViewConfig(frames=8, sampling="mmaction-uniform")
+        assert 0 <= sample_indices(total, view, rng).min() and sample_indices(total, view, rng).max() < total
+
+
+def test_a_head_without_names_is_left_aside_in_memory_and_named_by_convert(tmp_path, world, backbone):
+    state = aim_state(backbone, frames=8, classes=48)
+    source = write_aim_file(tmp_path / "d48.pth", state, classes=48, dataset="diving48")
+    clip = world["videos"]["red"]
+    run = cli(world, "classify", clip, "--checkpoint", source, "--labels", "forward dive,back dive", "--json", *TINY)
+    assert run.code == 0 and "head is left aside" in run.stderr, run.stderr
+    assert len([line for line in run.lines if "converted in memory" in line]) == 1
+    refused = cli(world, "convert", source, "--out", tmp_path / "d48.safetensors", *TINY)
+    assert refused.code == 2 and "--labels-file" in refused.stderr
+    names = tmp_path / "d48.txt"
+    names.write_text("".join(f"dive {i}\n" for i in range(48)))
+    named = cli(world, "convert", source, "--out", tmp_path / "d48.safetensors", "--labels-file", names, *TINY)
+    assert named.code == 0, named.stderr
+    # the head's classes in another spelling and order are still the head's classes
+    spelled = ",".join(f"Dive_{i}" for i in reversed(range(48)))
+    head = cli(world, "classify", clip, "--checkpoint", tmp_path / "d48.safetensors", "--json", *TINY)
+    same = cli(world, "classify", clip, "--checkpoint", tmp_path / "d48.safetensors", "--labels", spelled, "--json",
+               *TINY)
+    assert "text encoder" not in same.stderr
+    top = json.loads(head.stdout)[0]["predictions"][0]
+    other = json.loads(same.stdout)[0]["predictions"][0]
+    assert other["label"].lower().replace("_", " ") == top["label"] and other["score"] == pytest.approx(top["score"])
+
+
+def test_damaged_layouts_and_configs_are_one_line(tmp_path, world, backbone):
+    from vidprompt.official.mmconfig import read_config
+
+    assert read_config("x = {(1, [2]): 2}\ny = dict(a=1)") == {"x": {}, "y": {"a": 1}}
+    assert read_config("x = " + "[" * 100000 + "]" * 100000) == {}
+    assert read_config("import os\nos.system('touch /tmp/x')\nz = 3") == {"z": 3}
+    state = aim_state(backbone, frames=8, classes=51)
+    for name in [k for k in state if ".T_Adapter." in k]:
+        state.pop(name)
+    path = write_aim_file(tmp_path / "no_t.pth", state, classes=51, dataset="hmdb51")
+    run = cli(world, "inspect", path)
+    assert run.code == 1 and len(run.lines) == 1 and "no T_Adapter" in run.stderr, run.stderr

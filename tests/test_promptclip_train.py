@@ -310,3 +310,38 @@ def test_bad_checkpoints_get_one_line(tmp_path, motion):
         assert len(out.stderr.strip().splitlines()) == 1
     other = run("classify", clip, "--checkpoint", good_run / "last.safetensors", "--model", "ViT-B-32", env=env)
     assert other.returncode == 2 and "trained on vp-tiny" in other.stderr
+
+
+def test_a_run_started_with_the_older_weight_decay_groups_resumes_exactly(motion, tmp_path, cache_dir,
+                                                                          monkeypatch, caplog):
+    """Runs started before vidprompt followed the official weight-decay rule kept norms, biases and embeddings
+    out of decay: resumed now, they keep those groups and end where an uninterrupted run of that rule ends."""
+    import vidprompt.train as training
+
+    def legacy(model, weight_decay):
+        decay, no_decay = training._legacy_groups(model)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_epoch_1(record):
+        if record["epoch"] == 1:
+            raise Killed
+
+    from vidprompt.config import save_config
+
+    with monkeypatch.context() as patch:  # the earlier vidprompt
+        patch.setattr(training, "_param_groups", legacy)
+        train(motion_config(motion, tmp_path / "straight", epochs=2, batch_size=8), progress=False)
+        broken = Trainer(motion_config(motion, tmp_path / "resumed", epochs=2, batch_size=8), progress=False)
+        broken.out.mkdir(parents=True)
+        save_config(broken.cfg, broken.out / "config.yaml")
+        with pytest.raises(Killed):
+            broken.fit(on_epoch=kill_after_epoch_1)
+    with caplog.at_level("WARNING"):
+        train(load_config(None, None, out=str(tmp_path / "resumed")), resume=True, progress=False)
+    assert "started by an earlier vidprompt" in caplog.text
+    _, a = read_checkpoint(tmp_path / "straight" / "last.safetensors")
+    _, b = read_checkpoint(tmp_path / "resumed" / "last.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

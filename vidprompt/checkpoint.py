@@ -259,7 +259,10 @@ def _read_official(path: Path, official=None):
 
     options = official or ConvertOptions()
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, options.key())
+    # the files beside it that a conversion reads (the official run's saved command, a model config) count too
+    sidecars = [path.parent / "running_command.txt"] + ([Path(options.model)] if options.model else [])
+    stamps = tuple(f.stat().st_mtime_ns if f.is_file() else None for f in sidecars)
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, options.key(), stamps)
     if _LAST_OFFICIAL and _LAST_OFFICIAL[0][0] == key:
         return _LAST_OFFICIAL[0][1]
     _LAST_OFFICIAL.clear()

@@ -17,7 +17,7 @@ import torch
 
 from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
 from .errors import UsageError
-from .labels import DEFAULT_TEMPLATES, check_labels
+from .labels import DEFAULT_TEMPLATES, check_labels, label_key
 from .loader import VideoViews, bounded_batch, iterate_views
 from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
@@ -88,9 +88,10 @@ class VideoClassifier:
 
     # --- text ---------------------------------------------------------------------------------------------
     def scorer(self, labels: Sequence[str]) -> VideoTextModel:
-        """The model that scores ``labels``: the trained closed-set head when they are exactly its classes (in
-        any order), else the open-vocabulary model, saying once that the head was left aside."""
-        if self.head_model is None or set(labels) == set(self.head_model.classes):
+        """The model that scores ``labels``: the trained closed-set head when they are its classes (in any order
+        and spelling: matched by :func:`~vidprompt.labels.label_key`), else the open-vocabulary model, saying
+        once that the head was left aside."""
+        if self.head_model is None or {label_key(n) for n in labels} == {label_key(n) for n in self.head_model.classes}:
             return self.head_model or self.model
         if not self._left_head:
             self._left_head = True

@@ -58,7 +58,8 @@ LabelSetOpt = typer.Option(None, "--label-set",
 FramesOpt = typer.Option(None, "--frames", "-f", show_default="8, or the checkpoint's",
                          help="Frames per temporal clip.")
 SamplingOpt = typer.Option(None, "--sampling", show_default="segment, or the checkpoint's",
-                           help="segment (one frame per equal segment) or dense.")
+                           help="segment (one frame per equal segment), dense, or mmaction-dense / "
+                                "mmaction-uniform (mmaction2's test sampling, for published AIM models).")
 StrideOpt = typer.Option(None, "--stride", show_default="8, or the checkpoint's",
                          help="Frame interval for dense sampling.")
 ClipsOpt = typer.Option(None, "--clips", show_default="1",
@@ -308,6 +309,9 @@ def inspect(
     results_console().print(table)
 
 
+_PUBLISHED = "the published protocol's, from the file's config"
+
+
 @app.command()
 def convert(
     source: Path = typer.Argument(..., help="A published AIM (mmaction .pth) or PromptCLIP (.pth.tar) checkpoint."),
@@ -323,11 +327,15 @@ def convert(
                                                     "training classes (PromptCLIP)."),
     label_set: Optional[str] = typer.Option(None, "--label-set", show_default="the one the training data names",
                                             help="Built-in label set of the head's classes: k400, k700, ssv2..."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default="the published protocol's"),
-    sampling: Optional[str] = typer.Option(None, "--sampling", show_default="the published protocol's"),
-    stride: Optional[int] = typer.Option(None, "--stride", show_default="the published protocol's"),
-    clips: Optional[int] = typer.Option(None, "--clips", show_default="the published protocol's"),
-    crops: Optional[int] = typer.Option(None, "--crops", show_default="the published protocol's"),
+    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default=_PUBLISHED,
+                                         help="Frames per temporal clip."),
+    sampling: Optional[str] = typer.Option(None, "--sampling", show_default=_PUBLISHED,
+                                           help="segment, dense, mmaction-dense or mmaction-uniform."),
+    stride: Optional[int] = typer.Option(None, "--stride", show_default=_PUBLISHED,
+                                         help="Frame interval for dense sampling."),
+    clips: Optional[int] = typer.Option(None, "--clips", show_default=_PUBLISHED,
+                                        help="Temporal clips (views) per video."),
+    crops: Optional[int] = typer.Option(None, "--crops", show_default=_PUBLISHED, help="Spatial crops per clip."),
     prefix: Optional[int] = typer.Option(None, "--prefix", show_default="from the official run folder",
                                          help="PromptCLIP: learned prompt vectors before the class name."),
     suffix: Optional[int] = typer.Option(None, "--suffix", show_default="from the official run folder",
@@ -359,7 +367,7 @@ def convert(
 
     options = ConvertOptions(model=model, pretrained=pretrained, classes=classes,
                              view={k: v for k, v in given.items() if v is not None}, n_prefix=prefix,
-                             n_suffix=suffix, temporal_heads=temporal_heads)
+                             n_suffix=suffix, temporal_heads=temporal_heads, require_head_names=True)
     from .interrupts import doing
 
     doing(f"converting {source} (nothing was written)")

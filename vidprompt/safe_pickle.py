@@ -1,23 +1,25 @@
 """Read files written by ``torch.save`` without running any code they carry.
 
 A pickle is a program: loading one with plain ``pickle``/``torch.load`` may call any function it names. The
-published AIM and PromptCLIP weights are such files, so they are read in two safe steps:
+published AIM and PromptCLIP weights are such files, so they are read by :func:`load_pickled`:
 
-1. ``torch.load(weights_only=True)``: PyTorch's own allow-list (tensors, numbers, strings, plain containers).
-2. If that refuses the file because its metadata holds other types (an mmcv checkpoint's ``meta`` may hold
-   numpy scalars, for instance), :func:`_load_restricted` unpickles the same archive with an unpickler that
-   builds only tensors and plain containers. Every other name the file asks for becomes an :class:`Opaque`
-   stand-in: calling it records the call's arguments and runs nothing. A file that asks ``os.system`` to run
-   a command yields an ``Opaque`` holding the command string; the recogniser then says the file is not a
-   checkpoint.
-
-Only PyTorch's zip format (every ``torch.save`` since PyTorch 1.6) gets step 2; the older format is read by
-step 1 alone.
+- PyTorch's zip format (every ``torch.save`` since PyTorch 1.6): vidprompt's own restricted unpickler reads
+  ``data.pkl`` and the storages from the archive. It resolves only the names that rebuild tensors and plain
+  containers; every other name the file asks for becomes an :class:`Opaque` stand-in whose "calls" record
+  their arguments and run nothing. A file that asks ``os.system`` to run a command yields an ``Opaque``
+  holding the command string. Storages must be stored uncompressed (as ``torch.save`` writes them) and of
+  exactly the size their tensors declare, so a small file cannot claim gigabytes.
+  ``torch.load(weights_only=True)`` is not used for these: it refuses the objects mmcv puts in a
+  checkpoint's ``meta``, and it is only as safe as the installed PyTorch (releases before 2.6 could be made
+  to run code through it), while this reader allow-lists less and is tested here.
+- The old format: ``torch.load(weights_only=True)`` on a PyTorch recent enough to trust with it
+  (:data:`WEIGHTS_ONLY_TRUSTED_FROM`), else refused.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import warnings
 import zipfile
@@ -37,6 +39,8 @@ _STORAGE_DTYPES = {
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL_OPCODE = 0x80
+# PyTorch releases whose weights-only unpickler has no known way around it (for old-format files only).
+WEIGHTS_ONLY_TRUSTED_FROM = (2, 10)
 
 
 class Opaque:
@@ -77,6 +81,16 @@ def _opaque_type(module: str, name: str) -> type:
     return type("Opaque", (Opaque,), {"name": f"{module}.{name}"})
 
 
+class _PlainOrderedDict(OrderedDict):
+    """``collections.OrderedDict`` as a pickle may rebuild it, minus what it may set on the instance: a state
+    dict's ``_metadata`` (or anything else) is dropped, so no attribute can shadow a dict method."""
+
+    __slots__ = ()
+
+    def __setstate__(self, state):
+        pass
+
+
 class _StorageType:
     def __init__(self, dtype: torch.dtype):
         self.dtype = dtype
@@ -85,9 +99,9 @@ class _StorageType:
 class _Unpickler(pickle.Unpickler):
     """Resolves only the names that rebuild tensors and plain containers; the rest become ``Opaque``."""
 
-    def __init__(self, file, storage_bytes):
+    def __init__(self, file, read_storage):
         super().__init__(file)
-        self._storage_bytes = storage_bytes
+        self._read_storage = read_storage
         self._storages: dict[str, torch.Tensor] = {}
 
     def find_class(self, module: str, name: str):
@@ -100,22 +114,18 @@ class _Unpickler(pickle.Unpickler):
         if module == "torch" and name == "Size":
             return torch.Size
         if module == "collections" and name == "OrderedDict":
-            return OrderedDict
+            return _PlainOrderedDict
         return _opaque_type(module, name)
 
     def persistent_load(self, pid):
-        """``('storage', storage type, key, location, element count)``: the bytes of ``data/<key>``."""
+        """``('storage', storage type, key, location, element count)``: the flat tensor ``data/<key>``."""
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and isinstance(pid[1], _StorageType)):
+                and isinstance(pid[1], _StorageType) and isinstance(pid[4], int) and pid[4] >= 0):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
         dtype, key, numel = pid[1].dtype, str(pid[2]), pid[4]
         if key not in self._storages:
-            data = self._storage_bytes(key)
             itemsize = torch.empty((), dtype=dtype).element_size()
-            if not isinstance(numel, int) or len(data) != numel * itemsize:
-                raise pickle.UnpicklingError(f"storage {key} holds {len(data)} bytes, not {numel} elements")
-            self._storages[key] = torch.frombuffer(bytearray(data), dtype=dtype) if data else \
-                torch.empty(0, dtype=dtype)
+            self._storages[key] = self._read_storage(key, numel * itemsize).view(dtype)
         return self._storages[key]
 
 
@@ -129,6 +139,8 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
     last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
     if last >= storage.numel():
         raise pickle.UnpicklingError("a tensor reaching past its storage")
+    if math.prod(size) > storage.numel():  # stride-0 views: a few bytes claiming a huge tensor
+        raise pickle.UnpicklingError(f"a tensor of {math.prod(size)} elements on a storage of {storage.numel()}")
     return torch.as_strided(storage, size, stride, offset)
 
 
@@ -149,43 +161,71 @@ def _load_restricted(path: Path) -> object:
             raise VidpromptError(f"{path}: tensors stored {byteorder.decode(errors='replace')}-endian are not "
                                  "supported")
 
-        def storage_bytes(key: str) -> bytes:
+        def read_member(name: str, size: int | None = None) -> torch.Tensor:
+            """The bytes of an uncompressed member (``size`` of them, when the pickle says how many)."""
             try:
-                return archive.read(f"{root}data/{key}")
+                info = archive.getinfo(name)
             except KeyError:
-                raise pickle.UnpicklingError(f"storage {key} is missing") from None
+                raise pickle.UnpicklingError(f"{name} is missing") from None
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise pickle.UnpicklingError(f"{name} is compressed, which torch.save never does")
+            if size is not None and info.file_size != size:
+                raise pickle.UnpicklingError(f"storage {name.rsplit('/', 1)[-1]} holds {info.file_size} bytes, "
+                                             f"not the {size} its tensors need")
+            buffer = torch.empty(info.file_size, dtype=torch.uint8)
+            view, done = memoryview(buffer.numpy()), 0
+            with archive.open(info) as member:
+                while done < info.file_size:
+                    got = member.readinto(view[done:])
+                    if not got:
+                        raise pickle.UnpicklingError(f"{name} ends early")
+                    done += got
+            return buffer
 
-        return _Unpickler(io.BytesIO(archive.read(pickles[0])), storage_bytes).load()
+        data = read_member(pickles[0]).numpy().tobytes()
+        unpickler = _Unpickler(io.BytesIO(data), lambda key, size: read_member(f"{root}data/{key}", size))
+        return unpickler.load()
 
 
 def load_pickled(path: str | Path) -> object:
     """The object a ``torch.save`` file holds, tensors on the CPU, read without running code from the file.
 
-    Raises :class:`VidpromptError` (one line) for a truncated or damaged file, or an old-format file that
-    weights-only loading refuses."""
+    Raises :class:`VidpromptError` (one line) for a damaged or truncated file, a file that is not a PyTorch
+    file, or an old-format file this PyTorch is not trusted to read."""
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
-    if head != _ZIP_MAGIC and head[:1] != bytes([_PICKLE_PROTOCOL_OPCODE]):
+    if head == _ZIP_MAGIC:
+        try:
+            return _load_restricted(path)
+        except VidpromptError:
+            raise
+        except Exception as exc:  # a malformed pickle stream, a bad zip member, a tensor out of bounds
+            raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+    if head[:1] != bytes([_PICKLE_PROTOCOL_OPCODE]):
         raise VidpromptError(f"{path}: not a PyTorch file (nor a safetensors checkpoint)")
+    if _torch_version() < WEIGHTS_ONLY_TRUSTED_FROM:
+        raise VidpromptError(f"{path}: a plain pickle or an old-format PyTorch file; vidprompt reads those only "
+                             f"with PyTorch {'.'.join(map(str, WEIGHTS_ONLY_TRUSTED_FROM))} or newer (this is "
+                             f"{torch.__version__}); re-save it with torch.save from a recent PyTorch")
     try:
         with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's business
             warnings.simplefilter("ignore")
             with open(path, "rb") as handle:  # a file object: torch must not pick a reader by the file's name
                 return torch.load(handle, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        refusal = _refusal(exc)
+        raise VidpromptError(f"{path}: a plain pickle (or an old-format PyTorch file) holding more than "
+                             f"tensors, refused without running it ({_refusal(exc)})") from None
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...
         raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
-    if head != _ZIP_MAGIC:
-        raise VidpromptError(f"{path}: a plain pickle (or an old-format PyTorch file) holding more than "
-                             f"tensors, refused without running it ({refusal})")
+
+
+def _torch_version() -> tuple[int, int]:
+    parts = torch.__version__.split("+")[0].split(".")
     try:
-        return _load_restricted(path)
-    except VidpromptError:
-        raise
-    except Exception as exc:  # a malformed pickle stream, a bad zip member, a tensor out of bounds
-        raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+        return int(parts[0]), int(parts[1])
+    except (ValueError, IndexError):
+        return (0, 0)
 
 
 def _refusal(exc: BaseException) -> str:

@@ -97,6 +97,16 @@ def _param_groups(model: VideoTextModel, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _legacy_groups(model: VideoTextModel) -> tuple[list, list]:
+    """The (decay, no decay) split of vidprompt before it followed the official recipes (no decay on norms,
+    biases and embeddings), so that runs started then resume with the groups they started with."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim <= 1 or "embedding" in name else decay).append(param)
+    return decay, no_decay
+
+
 def _scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr: float, lr: float):
     """Linear warm-up then cosine, stepped per optimiser step (torch's own schedulers)."""
     from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
@@ -213,11 +223,26 @@ class Trainer:
         with torch.no_grad():
             for name, tensor in saved.items():
                 params[name].copy_(tensor)
+        self._match_saved_groups(path, state["optimizer"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best = int(state["epoch"]), state["best"]
         self.history = json.loads(state["history"])
+
+    def _match_saved_groups(self, path: Path, saved: dict) -> None:
+        """A run started by an earlier vidprompt split weight decay by its older rule; give the optimizer those
+        groups back, so the run continues exactly as it began."""
+        sizes = [len(group.get("params", ())) for group in saved.get("param_groups", ())]
+        if sizes == [len(group["params"]) for group in self.optimizer.param_groups]:
+            return
+        legacy = _legacy_groups(self.model)
+        if sizes != [len(group) for group in legacy]:
+            raise VidpromptError(f"cannot resume from {path}: its optimizer state does not fit this run's model")
+        for group, params in zip(self.optimizer.param_groups, legacy):
+            group["params"] = params
+        log.warning("warning: %s was started by an earlier vidprompt with no weight decay on norms, biases and "
+                    "embeddings; it resumes that way (new runs follow the official recipes)", path.parent)
 
     def _save(self, improved: bool) -> None:
         extra = {"epoch": self.epoch, "val_accuracy": self.history[-1].get("val_accuracy")}

@@ -22,7 +22,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..backbone import Backbone
 from ..errors import UsageError
-from ..labels import DEFAULT_TEMPLATES, check_template
+from ..labels import DEFAULT_TEMPLATES, check_template, label_key
+from ..video.sampling import MAX_FRAMES
 from .base import VideoTextModel, normalize, resample_positions
 from .zeroshot import ZeroShotCLIP
 
@@ -61,8 +62,9 @@ class DropPath(nn.Module):
 
     Tokens arrive as ``[B*T, L, D]``; one keep/drop draw per video is shared by its ``T`` frames, so a dropped
     branch is dropped for the whole clip, as stochastic depth means. (The official AIM code applies timm's
-    ``DropPath`` to that tensor directly, which draws per frame: some frames of a clip keep the temporal
-    branch while others lose it.)
+    ``DropPath``, which draws along dim 0, to tokens laid out sequence-first, ``[L, B*T, D]``: one draw per
+    token position, shared by every frame of every video in the batch, so a dropped branch loses some token
+    positions of all clips at once.)
     """
 
     def __init__(self, rate: float = 0.0):
@@ -294,6 +296,8 @@ class AIM(VideoTextModel):
     def stored_shape_problem(hparams: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
         """The frame count must be that of the stored temporal embedding; ratios within their ranges."""
         frames = shapes.get("temporal_embedding", (0,))[0]
+        if not 1 <= frames <= MAX_FRAMES:
+            return f"the stored temporal embedding has {frames} rows (1 to {MAX_FRAMES} frames)"
         if hparams.get("num_frames", 8) != frames:
             return f"num_frames is {hparams.get('num_frames', 8)} but the stored temporal embedding has {frames} rows"
         head = shapes.get("head.weight", (0,))[0]
@@ -345,7 +349,7 @@ class ClosedSetHead(VideoTextModel):
             raise UsageError(f"the head has {aim.head_classes} classes; {len(classes)} names were given")
         self.aim = aim
         self.classes = list(classes)
-        self._row = {name: i for i, name in enumerate(self.classes)}
+        self._row = {label_key(name): i for i, name in enumerate(self.classes)}  # spelling-insensitive
         self.register_buffer("_one", torch.ones((), device=aim.backbone.device), persistent=False)
 
     def train(self, mode: bool = True) -> "ClosedSetHead":
@@ -358,10 +362,10 @@ class ClosedSetHead(VideoTextModel):
         return torch.cat([features, torch.ones_like(features[:, :1])], dim=-1)
 
     def encode_labels(self, labels: Sequence[str]) -> torch.Tensor:
-        missing = [name for name in labels if name not in self._row]
+        missing = [name for name in labels if label_key(name) not in self._row]
         if missing:
             raise UsageError(f"'{missing[0]}' is not one of the head's {len(self.classes)} classes")
-        rows = torch.tensor([self._row[name] for name in labels], device=self.aim.head.weight.device)
+        rows = torch.tensor([self._row[label_key(name)] for name in labels], device=self.aim.head.weight.device)
         head = self.aim.head
         return torch.cat([head.weight, head.bias[:, None]], dim=-1)[rows]
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..backbone import Backbone
 from ..errors import UsageError
+from ..video.sampling import MAX_FRAMES
 from .base import VideoTextModel, normalize, resample_positions
 
 # The paper scores with a fixed temperature instead of CLIP's learned logit scale.
@@ -293,6 +294,8 @@ class PromptCLIP(VideoTextModel):
     def stored_shape_problem(hparams: dict, shapes: dict[str, tuple[int, ...]]) -> str | None:
         """Prompt lengths, frames and layers must be those of the stored prompts, positions and blocks."""
         position = shapes.get("temporal.position", (0, 0))
+        if not 1 <= position[0] <= MAX_FRAMES:
+            return f"the stored temporal position embedding has {position[0]} rows (1 to {MAX_FRAMES} frames)"
         layout = hparams.get("prompt_layout", "shared")
         if layout not in PROMPT_LAYOUTS:
             return f"prompt_layout {layout!r} is not one of {', '.join(PROMPT_LAYOUTS)}"

@@ -41,10 +41,12 @@ class ConvertOptions:
     n_prefix: int | None = None  # PromptCLIP prompt lengths (the file does not store them)
     n_suffix: int | None = None
     temporal_heads: int | None = None  # PromptCLIP temporal attention heads (not visible in the weights)
+    # An AIM head whose classes cannot be named: an error (convert), or left aside with a note (in memory).
+    require_head_names: bool = False
 
     def key(self) -> tuple:
         return (self.model, self.pretrained, tuple(self.classes or ()), tuple(sorted(self.view.items())),
-                self.n_prefix, self.n_suffix, self.temporal_heads)
+                self.n_prefix, self.n_suffix, self.temporal_heads, self.require_head_names)
 
 
 @dataclass
@@ -90,14 +92,19 @@ def convert_file(path: str | Path, options: ConvertOptions | None = None) -> Con
     options = options or ConvertOptions()
     loaded = _load(path)
     state, top = _state_dict(path, loaded)
-    if any(name.startswith("backbone.") for name in state) and "backbone.temporal_embedding" in state:
-        from .aim import convert_aim
+    try:
+        if any(name.startswith("backbone.") for name in state) and "backbone.temporal_embedding" in state:
+            from .aim import convert_aim
 
-        return convert_aim(path, state, top, options)
-    if "embedding.weight" in state and any(name.startswith("clipmodel.") for name in state):
-        from .promptclip import convert_promptclip
+            return convert_aim(path, state, top, options)
+        if "embedding.weight" in state and any(name.startswith("clipmodel.") for name in state):
+            from .promptclip import convert_promptclip
 
-        return convert_promptclip(path, state, top, options)
+            return convert_promptclip(path, state, top, options)
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError, RecursionError, MemoryError) as exc:
+        # a file in the right layout whose pieces do not fit together: damage, said in one line
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise VidpromptError(f"{path}: damaged checkpoint ({type(exc).__name__}: {reason})") from None
     raise VidpromptError(f"{path}: not an AIM or PromptCLIP checkpoint ({_what(loaded, state)})")
 
 
@@ -140,9 +147,11 @@ def infer_vit_name(path: Path, width: int, layers: int, patch: int, tokens: int)
     return name
 
 
-def pick_classes(path: Path, count: int, given: list[str] | None, hint: str | None, what: str) -> list[str]:
+def pick_classes(path: Path, count: int, given: list[str] | None, hint: str | None, what: str,
+                 required: bool = True) -> list[str] | None:
     """Class names for ``count`` trained classes: the ones given (their number must match), else the built-in
-    label set the training data (``hint``) or the count points to."""
+    label set the training data (``hint``) or the count points to; else an error, or ``None`` when not
+    ``required``."""
     from ..labels import load_label_set
 
     if given is not None:
@@ -155,6 +164,8 @@ def pick_classes(path: Path, count: int, given: list[str] | None, hint: str | No
         names = load_label_set(name)
         if len(names) == count:
             return names
+    if not required:
+        return None
     raise UsageError(f"{path}: {what} has {count} classes and no built-in label set fits; give their names in "
                      "the head's order with --labels-file (convert)")
 

@@ -60,7 +60,15 @@ def convert_aim(path: Path, state: dict[str, torch.Tensor], top: dict, options: 
         model = infer_vit_name(path, width, layers, conv.shape[-1], state["backbone.positional_embedding"].shape[0])
     data_text = " ".join(str(v) for k, v in config.items() if "ann_file" in k or "data_root" in k)
     classes = pick_classes(path, head_rows, options.classes, dataset_hint(data_text) if data_text else None,
-                           "the linear head") if head_rows else list(options.classes or [])
+                           "the linear head", required=options.require_head_names) if head_rows else None
+    if head_rows and classes is None:  # a head nobody can name (Diving-48): open vocabulary only
+        notes.append(f"its linear head's {head_rows} classes match no built-in label set, so the head is left "
+                     "aside (vidprompt convert --labels-file names them)")
+        tensors.pop("head.weight")
+        tensors.pop("head.bias")
+        hparams["head_classes"] = 0
+    if classes is None:
+        classes = list(options.classes or [])
     view = {**_published_view(config, frames, notes), **options.view}
     details = {"mmcv_epoch": meta.get("epoch"), "config_name": meta.get("config_name")}
     return Converted(format=AIM_FORMAT, method="aim", model=model,
@@ -110,6 +118,9 @@ def _check_adapters(path: Path, state: dict, layers: int) -> None:
     if not layers or blocks != set(range(layers)):
         raise VidpromptError(f"{path}: damaged AIM checkpoint (adapters in {layers} of {len(blocks)} blocks)")
     kinds = [a for a in _ADAPTERS if f"backbone.transformer.resblocks.0.{a}.D_fc1.weight" in state]
+    for adapter in ("T_Adapter", "S_Adapter", "MLP_Adapter"):  # every official block has these three
+        if adapter not in kinds:
+            raise VidpromptError(f"{path}: damaged AIM checkpoint (block 0 has no {adapter})")
     for block in range(layers):
         for adapter in kinds:
             for part in ("D_fc1.weight", "D_fc1.bias", "D_fc2.weight", "D_fc2.bias"):
@@ -125,18 +136,19 @@ def _get(config: dict, *keys: str) -> dict:
 
 
 def _published_view(config: dict, frames: int, notes: list[str]) -> dict:
-    """The test views of the config's test pipeline: ``SampleFrames`` (frames, interval, clips; uniform =
-    segment sampling) and ``ThreeCrop`` or ``CenterCrop``."""
+    """The test views of the config's test pipeline: ``SampleFrames`` (frames, interval, clips; with
+    ``frame_uniform`` one clip of uniform spans), sampled as mmaction2 does, and ``ThreeCrop`` or ``CenterCrop``."""
     pipeline = config.get("test_pipeline") or _get(config, "data", "test").get("pipeline")
     sample = find_step(pipeline, "SampleFrames")
     if sample is None:
         if config:
             notes.append("no test pipeline in the config: the Kinetics views")
-        return {"frames": frames, "sampling": "dense", "stride": _KINETICS_INTERVAL.get(frames, 8), "clips": 3,
-                "crops": 1}
+        return {"frames": frames, "sampling": "mmaction-dense", "stride": _KINETICS_INTERVAL.get(frames, 8),
+                "clips": 3, "crops": 1}
     uniform = bool(sample.get("frame_uniform"))
-    view = {"frames": _int(sample.get("clip_len"), frames), "sampling": "segment" if uniform else "dense",
-            "clips": _int(sample.get("num_clips"), 1), "crops": 3 if find_step(pipeline, "ThreeCrop") else 1}
+    view = {"frames": _int(sample.get("clip_len"), frames), "sampling": f"mmaction-{'uniform' if uniform else 'dense'}",
+            "clips": 1 if uniform else _int(sample.get("num_clips"), 1),
+            "crops": 3 if find_step(pipeline, "ThreeCrop") else 1}
     if not uniform:
         view["stride"] = _int(sample.get("frame_interval"), 8)
     return view

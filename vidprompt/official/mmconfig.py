@@ -15,14 +15,14 @@ _UNKNOWN = None
 
 def read_config(text: str) -> dict:
     """Top-level assignments of an mmcv config text, as plain Python values (``{}`` if it does not parse)."""
+    names: dict = {}
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return {}
-    names: dict = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            names[node.targets[0].id] = _literal(node.value, names)
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                names[node.targets[0].id] = _literal(node.value, names)
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        return {}  # not a config this reader understands (or one built to exhaust it): nothing from it
     return names
 
 
@@ -33,7 +33,8 @@ def _literal(node: ast.AST, names: dict):
         values = [_literal(e, names) for e in node.elts]
         return values if isinstance(node, ast.List) else tuple(values)
     if isinstance(node, ast.Dict):
-        return {_literal(k, names): _literal(v, names) for k, v in zip(node.keys, node.values) if k is not None}
+        pairs = [(_literal(k, names), _literal(v, names)) for k, v in zip(node.keys, node.values) if k is not None]
+        return {k: v for k, v in pairs if isinstance(k, (str, int, float, bool, type(None)))}
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and not node.args:
         return {kw.arg: _literal(kw.value, names) for kw in node.keywords if kw.arg is not None}
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):

@@ -43,11 +43,17 @@ def convert_promptclip(path: Path, state: dict[str, torch.Tensor], top: dict, op
         raise VidpromptError(f"{path}: trained with --featnorm 0 (unnormalised dot-product logits), which "
                              "vidprompt does not reproduce")
     prefix, suffix = _prompt_lengths(path, options, command, notes)
-    heads = options.temporal_heads or command.get("tfm_heads")
-    if not isinstance(heads, int) or heads < 1:
-        heads = DEFAULT_HEADS
+    heads, source = options.temporal_heads, "--temporal-heads"
+    if heads is None:
+        heads, source = command.get("tfm_heads"), f"{path.parent / 'running_command.txt'}"
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+        heads, source = DEFAULT_HEADS, f"the default {DEFAULT_HEADS} heads (give --temporal-heads)"
         if layers:
             notes.append(f"temporal heads not stored: {heads} (the official default; --temporal-heads to change)")
+    dim = tensors["temporal.position"].shape[-1]
+    if layers and dim % heads:
+        raise (UsageError if options.temporal_heads else VidpromptError)(
+            f"{path}: {source}: {heads} temporal heads do not divide the embedding width {dim}")
     frames = tensors["temporal.position"].shape[0]
     hparams = {"n_prefix": prefix, "n_suffix": suffix, "temporal_layers": layers, "temporal_heads": heads,
                "max_frames": frames, "temperature": 0.07, "prompt_layout": "official",

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import OptionValueError, VideoError
 
-SAMPLING_MODES = ("segment", "dense")
+SAMPLING_MODES = ("segment", "dense", "mmaction-dense", "mmaction-uniform")
 
 
 # Bounds that keep the memory of one video's views independent of a mistyped value: the largest published
@@ -31,6 +31,9 @@ class ViewConfig:
 
     ``segment``: the clip is split into ``frames`` equal segments, one frame from each (TSN/PromptCLIP).
     ``dense``: ``frames`` frames ``stride`` apart in one window (AIM's 8x16, 16x8, 32x4).
+    ``mmaction-dense`` and ``mmaction-uniform``: mmaction2's ``SampleFrames`` (plain, and with
+    ``frame_uniform``), which the published AIM models were tested with; see :func:`mmaction_dense_indices`
+    and :func:`mmaction_uniform_indices`.
     """
 
     frames: int = 8
@@ -111,10 +114,52 @@ def dense_indices(num_frames: int, count: int, stride: int, *, clip: int = 0, cl
     return np.minimum(start + np.arange(count) * stride, num_frames - 1).astype(np.int64)
 
 
+def mmaction_dense_indices(num_frames: int, count: int, stride: int, clips: int = 1,
+                           rng: np.random.Generator | None = None) -> np.ndarray:
+    """mmaction2's ``SampleFrames`` ``[clips, count]``, as the published AIM models were evaluated.
+
+    At test, clip ``i`` starts at ``int(i * a + a / 2)`` with ``a = (num_frames - count * stride + 1) / clips``
+    (all at 0 when the video is shorter than one window); in training, at a random offset inside its share.
+    Indices past the end wrap around to the start (its ``loop`` option), where ``dense`` repeats the last
+    frame and spreads clips from the first frame to the last."""
+    span = count * stride
+    if rng is None:
+        share = (num_frames - span + 1) / clips
+        starts = (np.arange(clips) * share + share / 2).astype(np.int64) if num_frames > span - 1 else \
+            np.zeros(clips, np.int64)
+    else:
+        share = (num_frames - span + 1) // clips
+        if share > 0:
+            starts = np.arange(clips) * share + rng.integers(0, share, size=clips)
+        elif num_frames > max(clips, span):
+            starts = np.sort(rng.integers(0, num_frames - span + 1, size=clips))
+        elif share == 0:
+            starts = np.around(np.arange(clips) * ((num_frames - span + 1.0) / clips)).astype(np.int64)
+        else:
+            starts = np.zeros(clips, np.int64)
+    return np.mod(starts[:, None] + np.arange(count)[None, :] * stride, num_frames).astype(np.int64)
+
+
+def mmaction_uniform_indices(num_frames: int, count: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """mmaction2's ``SampleFrames(frame_uniform=True)`` (from SlowFast's Something-Something loader): ``count``
+    spans of ``(num_frames - 1) / count`` frames with rounded ends; at test the middle of each span, in training a
+    random frame of it (ends included). One clip: more temporal clips would repeat the same frames."""
+    size = (num_frames - 1) / count
+    starts = np.round(size * np.arange(count)).astype(np.int64)
+    ends = np.round(size * np.arange(1, count + 1)).astype(np.int64)
+    if rng is None:
+        return (starts + ends) // 2
+    return rng.integers(starts, ends + 1).astype(np.int64)
+
+
 def sample_indices(num_frames: int, view: ViewConfig, rng: np.random.Generator | None = None) -> np.ndarray:
     """Frame indices ``[clips, frames]`` for a video of ``num_frames`` frames."""
     if num_frames < 1:
         raise VideoError("video has no frames")
+    if view.sampling == "mmaction-dense":
+        return mmaction_dense_indices(num_frames, view.frames, view.stride, view.clips, rng)
+    if view.sampling == "mmaction-uniform":
+        return np.stack([mmaction_uniform_indices(num_frames, view.frames, rng)] * view.clips)
     rows = []
     for clip in range(view.clips):
         if view.sampling == "segment":
