@@ -2,7 +2,7 @@
 frame average cannot see; only its own tensors train (the backbone stays bit-identical); its checkpoint is
 small, reloads to the same probabilities and stays open-vocabulary; the CLI trains and classifies with it.
 
-The data (DESIGN.md section 10): a square crosses the frame left to right; each "moving left" clip is a
+The data: a square crosses the frame left to right; each "moving left" clip is a
 "moving right" clip reversed in time. 40 frames with 8 segment-centre samples (2, 7, ..., 37) give a frame
 set that maps onto itself under time reversal, so both clips of a pair show the same frames and only their
 order differs. One training run (module fixture) serves the learning, freezing and checkpoint tests.

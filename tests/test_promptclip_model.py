@@ -151,7 +151,7 @@ def test_vit_b16_trainable_count():
     assert d == 512
     # Per block: qkv (3d^2 + 3d), out proj (d^2 + d), MLP (4d^2 + 4d + 4d^2 + d), two LayerNorms (4d).
     blocks = 2 * (12 * d * d + 13 * d)
-    assert blocks == 6_304_768  # the paper's "about 5M", DESIGN.md's 6.3M
+    assert blocks == 6_304_768  # the paper rounds this to "about 5M"
     expected = blocks + 32 * d + (16 + 16) * d
     assert sum(v.numel() for v in model.trainable_state().values()) == expected == 6_337_536
 

@@ -14,7 +14,7 @@ def test_segment_centres_at_test_time():
 def test_segment_centres_symmetric_under_time_reversal_for_40_frames():
     picked = set(segment_indices(40, 8).tolist())
     assert picked == {39 - i for i in picked}
-    picked32 = set(segment_indices(32, 8).tolist())  # DESIGN.md: 32 frames is not symmetric
+    picked32 = set(segment_indices(32, 8).tolist())  # 32 frames with segment centres is not time-symmetric
     assert picked32 != {31 - i for i in picked32}
 
 

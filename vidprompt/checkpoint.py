@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,10 +333,6 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         log.info("%s: an official %s checkpoint, converted in memory%s (vidprompt convert writes it once as "
                  "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP", notes)
     return method.eval(), info
-
-
-def checkpoint_size(path: str | Path) -> int:
-    return os.path.getsize(path)
 
 
 def convert_checkpoint(source: str | Path, out: str | Path, official=None) -> tuple[Path, CheckpointInfo, list[str]]:

@@ -216,13 +216,3 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     from .fileio import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-
-
-def describe_options() -> str:
-    """Every option with its default and help: the documentation of the YAML format."""
-    lines = []
-    for f in fields(TrainConfig):
-        lines.append(f"{f.name}: {f.default!r}  # {f.metadata.get('help', '')}")
-    return "\n".join(lines)
-
-

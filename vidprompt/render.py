@@ -16,8 +16,6 @@ from .display import printable, undecodable_escaped
 if TYPE_CHECKING:
     from .classifier import VideoResult
 
-FORMATS = ("table", "json", "csv")
-
 
 def results_console(stream: TextIO | None = None) -> Console:
     """A console for results on stdout: names print exactly as written (no markup), and output sent to a file

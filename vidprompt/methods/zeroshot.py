@@ -1,6 +1,6 @@
 """Zero-shot CLIP on video: mean of normalised frame embeddings vs template-ensembled text embeddings.
 
-This is the reference every trained method must beat (DESIGN.md section 3).
+This is the reference every trained method must beat.
 """
 
 from __future__ import annotations
