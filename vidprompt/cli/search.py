@@ -2,7 +2,7 @@
 happens in a long video.
 
 Parse, call :mod:`vidprompt.index` / :mod:`vidprompt.localize`, render. Registered on the app by
-:mod:`vidprompt.cli`; like every command they import torch only when they run.
+:mod:`vidprompt.cli` (the package); like every command they import torch only when they run.
 """
 
 from __future__ import annotations
@@ -15,25 +15,19 @@ from typing import List, Optional, TextIO
 
 import typer
 
-from .cli import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt,
-                  LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt,
-                  WorkersOpt, DecoderOpt, _view, _warn_random_weights)
-from .errors import UsageError, VidpromptError
+from .options import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DecoderOpt, DeviceOpt, FramesOpt, LabelSetOpt,
+                      LabelsFileOpt, LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt,
+                      StrideOpt, TemplateOpt, WorkersOpt, unset, view_from_options, warn_random_weights)
+from ..errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
 
-TemplateOpt = typer.Option(None, "--template", "-t",
-                           help='Zero-shot prompt template with {} for the class name (repeatable; default: '
-                                "vidprompt's built-in ensemble).")
 _INDEX_MODEL_NOTE = "Default: the model the index was built with."
 
 
-def _unset(option, note: str):
-    return typer.Option(None, *option.param_decls, help=f"{option.help} {note}")
-
 
 def _templates(template: Optional[List[str]]) -> Optional[List[str]]:
-    from .labels import check_template
+    from ..labels import check_template
 
     return [check_template(t) for t in template] if template else None
 
@@ -43,7 +37,7 @@ def _check_inputs(inputs: List[str]) -> None:
     from the index: refuse it."""
     import glob
 
-    from .video import is_url
+    from ..video import is_url
 
     for item in inputs:
         if is_url(item):  # checked when it is read; a dead URL is reported like a broken file
@@ -62,9 +56,9 @@ def index_command(
                    "videos (others are dropped). Default: the inputs the index was built from."),
     out: Path = typer.Option(..., "--out", "-o", help="Index folder: created, or updated in place (only new or "
                                                       "changed files are embedded, deleted ones dropped)."),
-    checkpoint: Optional[Path] = _unset(CheckpointOpt, _INDEX_MODEL_NOTE),
-    model: Optional[str] = _unset(ModelOpt, _INDEX_MODEL_NOTE),
-    pretrained: Optional[str] = _unset(PretrainedOpt, _INDEX_MODEL_NOTE),
+    checkpoint: Optional[Path] = unset(CheckpointOpt, _INDEX_MODEL_NOTE),
+    model: Optional[str] = unset(ModelOpt, _INDEX_MODEL_NOTE),
+    pretrained: Optional[str] = unset(PretrainedOpt, _INDEX_MODEL_NOTE),
     template: Optional[List[str]] = TemplateOpt,
     window: Optional[float] = typer.Option(
         None, "--window", help="Also embed windows of this many seconds, so search finds time ranges inside "
@@ -87,9 +81,9 @@ def index_command(
     quiet: bool = QuietOpt,
 ) -> None:
     """Embed every clip of a video library into a searchable index (incremental and resumable)."""
-    from .fileio import check_output_folder
-    from .index import claim_index, open_for_update
-    from .inputs import expand_inputs
+    from ..fileio import check_output_folder
+    from ..index import claim_index, open_for_update
+    from ..inputs import expand_inputs
 
     lock = claim_index(check_output_folder(out, "--out"))  # a second build of this folder is refused at once
     try:
@@ -103,14 +97,14 @@ def index_command(
             window, window_stride = meta["windows"]["window"], meta["windows"]["stride"]
         base_view = None
         if meta is not None:
-            from .video import ViewConfig
+            from ..video import ViewConfig
 
             base_view = ViewConfig.from_dict(meta["view"])  # checked when the index was opened
         elif checkpoint is not None:
-            from .checkpoint import read_checkpoint_info
+            from ..checkpoint import read_checkpoint_info
 
             base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
-        view = _view(frames, sampling, stride, clips, crops, base_view)
+        view = view_from_options(frames, sampling, stride, clips, crops, base_view)
         templates = _templates(template)
         paths = expand_inputs(inputs, keep_empty=False)  # an index holds videos, not reports of empty folders
         if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
@@ -118,20 +112,20 @@ def index_command(
 
         import torch
 
-        from .index import IndexBuild, classifier_for
-        from .progress import progress_bar
+        from ..index import IndexBuild, classifier_for
+        from ..progress import progress_bar
 
         torch.manual_seed(seed)
         clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=model,
                                               pretrained=pretrained, checkpoint=checkpoint, templates=templates,
                                               device=device, precision=precision, batch_size=batch_size,
                                               num_workers=num_workers, decoder=decoder)
-        _warn_random_weights(clf.model.backbone.pretrained)
+        warn_random_weights(clf.model.backbone.pretrained)
         build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
                            checkpoint=used_checkpoint, lock=lock)
         if build.report.resumed:
             log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
-        from .interrupts import doing
+        from ..interrupts import doing
 
         doing(f"indexing into {out}; embedded videos are kept: run `vidprompt index` on the same folder again to "
               "resume")
@@ -164,9 +158,9 @@ def search_command(
     top_k: int = typer.Option(10, "--top-k", "-k", help="How many results."),
     whole_clips: bool = typer.Option(False, "--whole-clips",
                                      help="Rank whole clips even when the index has windows."),
-    checkpoint: Optional[Path] = _unset(CheckpointOpt, _INDEX_MODEL_NOTE + " Another model is refused."),
-    model: Optional[str] = _unset(ModelOpt, _INDEX_MODEL_NOTE),
-    pretrained: Optional[str] = _unset(PretrainedOpt, _INDEX_MODEL_NOTE),
+    checkpoint: Optional[Path] = unset(CheckpointOpt, _INDEX_MODEL_NOTE + " Another model is refused."),
+    model: Optional[str] = unset(ModelOpt, _INDEX_MODEL_NOTE),
+    pretrained: Optional[str] = unset(PretrainedOpt, _INDEX_MODEL_NOTE),
     template: Optional[List[str]] = TemplateOpt,
     device: str = DeviceOpt,
     precision: str = PrecisionOpt,
@@ -179,15 +173,15 @@ def search_command(
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1 (got {top_k})")
     if like is not None:
-        from .video import is_url
+        from ..video import is_url
 
         if not is_url(like) and not Path(like).is_file():
             raise UsageError(f"--like: file not found: {like}")
 
-    from .index import VideoIndex
+    from ..index import VideoIndex
 
     idx = VideoIndex(index)
-    _warn_random_weights(pretrained)
+    warn_random_weights(pretrained)
     clf = idx.classifier(model=model, pretrained=pretrained, checkpoint=checkpoint, templates=_templates(template),
                          device=device, precision=precision, num_workers=0, decoder=decoder)
     hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips)
@@ -230,42 +224,42 @@ def localize_command(
     quiet: bool = QuietOpt,
 ) -> None:
     """When does each label happen in a long video: sliding windows merged into labelled segments."""
-    from .labels import resolve_labels
-    from .localize import check_window
+    from ..labels import resolve_labels
+    from ..localize import check_window
 
     label_list = resolve_labels(labels, labels_file, label_set, required=checkpoint is None)
     templates = _templates(template)
     check_window(window, stride)
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
-    from .video import is_url
+    from ..video import is_url
 
     if not is_url(video) and not Path(video).is_file():
         raise UsageError(f"video not found: {video}")
     if plot is not None:
-        from .fileio import check_output_file
+        from ..fileio import check_output_file
 
         check_output_file(plot, "--plot")
     base_view = None
     if checkpoint is not None:
-        from .checkpoint import read_checkpoint_info
+        from ..checkpoint import read_checkpoint_info
 
         base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
-    view = _view(frames, sampling, frame_stride, clips, crops, base_view)
-    _warn_random_weights(pretrained)
+    view = view_from_options(frames, sampling, frame_stride, clips, crops, base_view)
+    warn_random_weights(pretrained)
 
     import torch
 
-    from .classifier import load_classifier
-    from .localize import SlidingWindows, localize, plot_timeline
-    from .progress import progress_bar
+    from ..classifier import load_classifier
+    from ..localize import SlidingWindows, localize, plot_timeline
+    from ..progress import progress_bar
 
     torch.manual_seed(seed)
     clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
                           device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                           decoder=decoder)
     windows = SlidingWindows(clf, video, window, stride)
-    from .interrupts import doing
+    from ..interrupts import doing
 
     doing(f"localizing in {video} (nothing was saved)")
     with progress_bar(len(windows), "localizing", enabled=not quiet, unit="windows") as advance:
@@ -290,7 +284,7 @@ def _clock(seconds: Optional[float]) -> str:
 def render_hits(hits, title: str, stream: Optional[TextIO] = None) -> None:
     from rich.table import Table
 
-    from .render import results_console
+    from ..render import results_console
 
     console = results_console(stream)
     if not hits:
@@ -315,7 +309,7 @@ def render_timeline(result, stream: Optional[TextIO] = None, width: int = 72) ->
     from rich.table import Table
     from rich.text import Text
 
-    from .render import results_console
+    from ..render import results_console
 
     console = results_console(stream)
     colour = {label: _COLOURS[i % len(_COLOURS)] for i, label in enumerate(result.labels)}

@@ -1,6 +1,6 @@
 """``vidprompt eval``: accuracy of a zero-shot model or a trained checkpoint on a labelled dataset.
 
-Parse, call :mod:`vidprompt.evaluate`, render. Registered on the app by :mod:`vidprompt.cli`; like every
+Parse, call :mod:`vidprompt.evaluate`, render. Registered on the app by :mod:`vidprompt.cli` (the package); like every
 command it imports torch only when it runs.
 """
 
@@ -14,18 +14,13 @@ from typing import List, Optional, TextIO
 
 import typer
 
-from .cli import (BatchOpt, ClipsOpt, CropsOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt, LabelsOpt,
-                  ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt, WorkersOpt,
-                  DecoderOpt,
-                  _warn_random_weights, user_view)
-from .errors import UsageError, VidpromptError
+from .options import (BatchOpt, ClipsOpt, CropsOpt, DecoderOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt,
+                      LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt,
+                      WorkersOpt, unset, user_view, warn_random_weights)
+from ..errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
 
-
-def _unset(option, note: str):
-    """The shared option with no default, so the command can tell "not given" from a value."""
-    return typer.Option(None, *option.param_decls, help=f"{option.help} {note}")
 
 
 _PRESET_NOTE = "Default: the dataset preset's views (8x3x1 for Kinetics/UCF101/HMDB51, 8x1x3 for SSv2)."
@@ -56,16 +51,16 @@ def eval_command(
     label_set: Optional[str] = LabelSetOpt,
     checkpoint: Optional[Path] = typer.Option(
         None, "--checkpoint", "-c", help="Trained checkpoint (.safetensors); default: zero-shot CLIP."),
-    model: Optional[str] = _unset(ModelOpt, "Default: ViT-B-16, or the checkpoint's backbone."),
-    pretrained: Optional[str] = _unset(PretrainedOpt, "Default: openai, or the checkpoint's weights."),
+    model: Optional[str] = unset(ModelOpt, "Default: ViT-B-16, or the checkpoint's backbone."),
+    pretrained: Optional[str] = unset(PretrainedOpt, "Default: openai, or the checkpoint's weights."),
     template: Optional[List[str]] = typer.Option(
         None, "--template", "-t", help='Zero-shot prompt template with {} for the class name (repeat for an '
                                        "ensemble; default: vidprompt's built-in ensemble)."),
-    frames: Optional[int] = _unset(FramesOpt, _VIEW_NOTE),
-    sampling: Optional[str] = _unset(SamplingOpt, _VIEW_NOTE),
-    stride: Optional[int] = _unset(StrideOpt, _VIEW_NOTE),
-    clips: Optional[int] = _unset(ClipsOpt, _PRESET_NOTE),
-    crops: Optional[int] = _unset(CropsOpt, _PRESET_NOTE),
+    frames: Optional[int] = unset(FramesOpt, _VIEW_NOTE),
+    sampling: Optional[str] = unset(SamplingOpt, _VIEW_NOTE),
+    stride: Optional[int] = unset(StrideOpt, _VIEW_NOTE),
+    clips: Optional[int] = unset(ClipsOpt, _PRESET_NOTE),
+    crops: Optional[int] = unset(CropsOpt, _PRESET_NOTE),
     device: str = DeviceOpt,
     precision: str = PrecisionOpt,
     batch_size: int = BatchOpt,
@@ -84,12 +79,12 @@ def eval_command(
     Under torchrun (torchrun --nproc-per-node N -m vidprompt eval ...) each process scores its share of
     the videos; process 0 alone prints, draws the progress bar and writes --out.
     """
-    from . import distributed
-    from .datasets import get_preset, load_dataset
+    from .. import distributed
+    from ..datasets import get_preset, load_dataset
 
     if not distributed.is_main():  # the other torchrun processes stay quiet unless they fail themselves
         log.setLevel(logging.ERROR)
-    from .labels import check_template, read_labels_file, resolve_labels
+    from ..labels import check_template, read_labels_file, resolve_labels
 
     if dataset is None and data is None and list_file is None:
         raise UsageError("nothing to evaluate: give --dataset NAME --root DIR (plus its annotations), "
@@ -121,16 +116,16 @@ def eval_command(
     try:
         import torch
 
-        from .evaluate import EvalRun, claim_out_dir, report_json
-        from .progress import progress_bar
-        from .runtime import precision_name
+        from ..evaluate import EvalRun, claim_out_dir, report_json
+        from ..progress import progress_bar
+        from ..runtime import precision_name
 
         lock = claim_out_dir(out)  # before the model loads: a busy folder is refused at once
 
         torch.manual_seed(seed)
         clf = _load(checkpoint, model, pretrained, templates, given, preset_views, target, precision,
                     batch_size, num_workers, decoder)
-        _warn_random_weights(clf.model.backbone.pretrained)
+        warn_random_weights(clf.model.backbone.pretrained)
         config = {
             "dataset": {"preset": dataset, "root": _abs(root), "annotations": _abs(annotations),
                         "split": split, "subset": subset, "splits_dir": _abs(splits_dir),
@@ -154,7 +149,7 @@ def eval_command(
         if distributed.is_distributed() and pending:
             log.info("%d processes (torchrun), each scoring about %d of the %d videos to go",
                      distributed.world_size(), -(-pending // distributed.world_size()), pending)
-        from .interrupts import doing
+        from ..interrupts import doing
 
         doing(f"evaluating into {out}; the scored videos are saved: run the same command again to resume"
               if out is not None else "evaluating (no --out: nothing was saved)")
@@ -205,11 +200,11 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
     views, else the defaults."""
     import inspect
 
-    from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED
-    from .classifier import VideoClassifier, load_classifier
+    from ..backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED
+    from ..classifier import VideoClassifier, load_classifier
     from dataclasses import replace
 
-    from .video import ViewConfig
+    from ..video import ViewConfig
 
     common = dict(device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
                   decoder=decoder)
@@ -241,7 +236,7 @@ def render_summary(report: dict, stream: Optional[TextIO] = None, max_rows: int 
     """The report as rich tables on ``stream`` (stdout): headline metrics, classes, top confusions."""
     from rich.table import Table
 
-    from .render import results_console
+    from ..render import results_console
 
     console = results_console(stream)
     counts, metrics = report["counts"], report["metrics"]
