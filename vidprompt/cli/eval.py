@@ -198,8 +198,6 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
     """The classifier with its views resolved: what was given, else the checkpoint's frames, sampling and
     stride (a published checkpoint's clips and crops too: its published protocol), else the preset's
     views, else the defaults."""
-    import inspect
-
     from ..backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED
     from ..classifier import VideoClassifier, load_classifier
     from dataclasses import replace
@@ -212,8 +210,6 @@ def _load(checkpoint, model, pretrained, templates, given, preset_views, device,
         view = user_view(preset_views, given)
         return load_classifier(model or DEFAULT_MODEL, pretrained or DEFAULT_PRETRAINED, templates=templates,
                                view=view, **common)
-    if "checkpoint" not in inspect.signature(load_classifier).parameters:
-        raise VidpromptError("--checkpoint is not supported by this build of vidprompt (zero-shot only)")
     clf = load_classifier(model, pretrained, checkpoint=str(checkpoint), **common)
     published = clf.checkpoint_info is not None and "origin" in clf.checkpoint_info.extra
     fields = ("frames", "sampling", "stride") + (("clips", "crops") if published else ())
