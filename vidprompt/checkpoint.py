@@ -27,6 +27,7 @@ from .fileio import atomic_write, atomic_write_json, cache_dir
 from .labels import check_labels
 from .methods import build_method, stored_hparams_problem
 from .methods.base import VideoTextModel
+from .safe_pickle import is_torch_file
 from .video import ViewConfig, ViewError
 
 log = logging.getLogger("vidprompt")
@@ -107,7 +108,7 @@ def is_safetensors(path: Path) -> bool:
         raise VidpromptError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
         return True
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+    if is_torch_file(head):
         return False
     return path.suffix.lower() == ".safetensors"
 
@@ -241,30 +242,13 @@ def _official_options(official, model: str | None, pretrained: str | None):
     return replace(options, model=options.model or model, pretrained=options.pretrained or pretrained)
 
 
-_LAST_OFFICIAL: list = []  # [(key, result)]: the last conversion, reused by the load that follows the info
-
-
-def _forget_official() -> None:
-    """Drop the kept conversion and the file it came from (hundreds of MB) once a model is built from it."""
-    from .official import forget_loaded
-
-    _LAST_OFFICIAL.clear()
-    forget_loaded()
-
-
 def _read_official(path: Path, official=None):
-    """``(info, tensors, converted)`` of an official AIM or PromptCLIP file, converted in memory."""
+    """``(info, tensors, converted)`` of an official AIM or PromptCLIP file, converted in memory. Converting is
+    cheap; reading the file is not, and :func:`vidprompt.official.convert_file` keeps the last file read, so
+    the info a command reads first and the load that follows read it once."""
     from .official import ConvertOptions, convert_file
 
     options = official or ConvertOptions()
-    stat = path.stat()
-    # the files beside it that a conversion reads (the official run's saved command, a model config) count too
-    sidecars = [path.parent / "running_command.txt"] + ([Path(options.model)] if options.model else [])
-    stamps = tuple(f.stat().st_mtime_ns if f.is_file() else None for f in sidecars)
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, options.key(), stamps)
-    if _LAST_OFFICIAL and _LAST_OFFICIAL[0][0] == key:
-        return _LAST_OFFICIAL[0][1]
-    _LAST_OFFICIAL.clear()
     converted = convert_file(path, options)
     config = None
     if Path(converted.model).suffix == ".json" and Path(converted.model).is_file():
@@ -283,9 +267,7 @@ def _read_official(path: Path, official=None):
     if info.classes:
         check_labels(info.classes, source=f"{path} classes")
     _check_fit(path, info, {name: tuple(t.shape) for name, t in converted.tensors.items()})
-    result = (info, converted.tensors, converted)
-    _LAST_OFFICIAL.append((key, result))
-    return result
+    return info, converted.tensors, converted
 
 
 def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: str | None = None,
@@ -309,7 +291,7 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         model, pretrained = options.model, options.pretrained
     backbone = _backbone_for(info, model, pretrained)
     if converted is not None:
-        from .official import check_frozen
+        from .official import check_frozen, forget_loaded
 
         check_frozen(path, backbone, converted.frozen)
     method = build_method(info.method, backbone, **info.hparams)
@@ -328,7 +310,7 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         for name, tensor in tensors.items():
             params[name].copy_(tensor)
     if converted is not None:
-        _forget_official()
+        forget_loaded()  # hundreds of MB, no longer needed once the model holds its tensors
         notes = "".join(f"; {note}" for note in converted.notes)
         log.info("%s: an official %s checkpoint, converted in memory%s (vidprompt convert writes it once as "
                  "a .safetensors file)", path, "AIM" if info.method == "aim" else "PromptCLIP", notes)

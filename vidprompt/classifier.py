@@ -91,8 +91,10 @@ class VideoClassifier:
         """The model that scores ``labels``: the trained closed-set head when they are its classes (in any order
         and spelling: matched by :func:`~vidprompt.labels.label_key`), else the open-vocabulary model, saying
         once that the head was left aside."""
-        if self.head_model is None or {label_key(n) for n in labels} == {label_key(n) for n in self.head_model.classes}:
-            return self.head_model or self.model
+        if self.head_model is None:
+            return self.model
+        if {label_key(n) for n in labels} == {label_key(n) for n in self.head_model.classes}:
+            return self.head_model
         if not self._left_head:
             self._left_head = True
             log.warning("warning: the labels are not the checkpoint's %d trained classes, so they are scored "

@@ -195,6 +195,8 @@ def load_pickled(path: str | Path) -> object:
     path = Path(path)
     with open(path, "rb") as handle:
         head = handle.read(4)
+    if not is_torch_file(head):
+        raise VidpromptError(f"{path}: not a PyTorch file (nor a safetensors checkpoint)")
     if head == _ZIP_MAGIC:
         try:
             return _load_restricted(path)
@@ -202,8 +204,6 @@ def load_pickled(path: str | Path) -> object:
             raise
         except Exception as exc:  # a malformed pickle stream, a bad zip member, a tensor out of bounds
             raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
-    if head[:1] != bytes([_PICKLE_PROTOCOL_OPCODE]):
-        raise VidpromptError(f"{path}: not a PyTorch file (nor a safetensors checkpoint)")
     if _torch_version() < WEIGHTS_ONLY_TRUSTED_FROM:
         raise VidpromptError(f"{path}: a plain pickle or an old-format PyTorch file; vidprompt reads those only "
                              f"with PyTorch {'.'.join(map(str, WEIGHTS_ONLY_TRUSTED_FROM))} or newer (this is "
@@ -218,6 +218,12 @@ def load_pickled(path: str | Path) -> object:
                              f"tensors, refused without running it ({_refusal(exc)})") from None
     except Exception as exc:  # torch reports damage as RuntimeError, EOFError, ValueError...
         raise VidpromptError(f"{path}: damaged or truncated PyTorch file ({_first_line(exc)})") from None
+
+
+def is_torch_file(head: bytes) -> bool:
+    """Whether a file's first bytes are those of ``torch.save`` output: a zip archive, or a pickle (the old
+    format)."""
+    return head[:4] == _ZIP_MAGIC or head[:1] == bytes([_PICKLE_PROTOCOL_OPCODE])
 
 
 def _torch_version() -> tuple[int, int]:

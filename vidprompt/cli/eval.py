@@ -1,7 +1,7 @@
 """``vidprompt eval``: accuracy of a zero-shot model or a trained checkpoint on a labelled dataset.
 
-Parse, call :mod:`vidprompt.evaluate`, render. Registered on the app by :mod:`vidprompt.cli` (the package); like every
-command it imports torch only when it runs.
+Parse, call :mod:`vidprompt.evaluate`, render. Registered on the app by :mod:`vidprompt.cli`; like every command
+it imports torch only when it runs.
 """
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ from typing import List, Optional, TextIO
 
 import typer
 
+from ..errors import UsageError, VidpromptError
 from .options import (BatchOpt, ClipsOpt, CropsOpt, DecoderOpt, DeviceOpt, FramesOpt, LabelSetOpt, LabelsFileOpt,
                       LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt, StrideOpt,
                       WorkersOpt, unset, user_view, warn_random_weights)
-from ..errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
-
-
 
 _PRESET_NOTE = "Default: the dataset preset's views (8x3x1 for Kinetics/UCF101/HMDB51, 8x1x3 for SSv2)."
 _VIEW_NOTE = "Default: the checkpoint's, else the dataset preset's, else as for classify."
@@ -50,7 +48,8 @@ def eval_command(
     labels_file: Optional[Path] = LabelsFileOpt,
     label_set: Optional[str] = LabelSetOpt,
     checkpoint: Optional[Path] = typer.Option(
-        None, "--checkpoint", "-c", help="Trained checkpoint (.safetensors); default: zero-shot CLIP."),
+        None, "--checkpoint", "-c", help="Trained checkpoint (.safetensors) or a published AIM/PromptCLIP file; "
+                                         "default: zero-shot CLIP."),
     model: Optional[str] = unset(ModelOpt, "Default: ViT-B-16, or the checkpoint's backbone."),
     pretrained: Optional[str] = unset(PretrainedOpt, "Default: openai, or the checkpoint's weights."),
     template: Optional[List[str]] = typer.Option(

@@ -2,7 +2,7 @@
 happens in a long video.
 
 Parse, call :mod:`vidprompt.index` / :mod:`vidprompt.localize`, render. Registered on the app by
-:mod:`vidprompt.cli` (the package); like every command they import torch only when they run.
+:mod:`vidprompt.cli`; like every command they import torch only when they run.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import List, Optional, TextIO
 
 import typer
 
+from ..errors import UsageError, VidpromptError
 from .options import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DecoderOpt, DeviceOpt, FramesOpt, LabelSetOpt,
                       LabelsFileOpt, LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt,
                       StrideOpt, TemplateOpt, WorkersOpt, unset, view_from_options, warn_random_weights)
-from ..errors import UsageError, VidpromptError
 
 log = logging.getLogger("vidprompt")
 

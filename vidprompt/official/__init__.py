@@ -44,10 +44,6 @@ class ConvertOptions:
     # An AIM head whose classes cannot be named: an error (convert), or left aside with a note (in memory).
     require_head_names: bool = False
 
-    def key(self) -> tuple:
-        return (self.model, self.pretrained, tuple(self.classes or ()), tuple(sorted(self.view.items())),
-                self.n_prefix, self.n_suffix, self.temporal_heads, self.require_head_names)
-
 
 @dataclass
 class Converted:
@@ -68,6 +64,7 @@ class Converted:
 
 
 _LAST_READ: list = []  # [(file key, loaded object)]: a command reads the file once, for its info and its load
+# (the conversion itself is redone each time: it is cheap, and it reads the files beside this one afresh)
 
 
 def _load(path: Path) -> object:
