@@ -101,7 +101,9 @@ def test_other_frame_counts_resample_temporal_embedding(tiny_backbone, frames):
 
 
 def test_only_adapters_temporal_embedding_and_ln_post_train(fresh_backbone, frames):
-    model = AIM(fresh_backbone, num_frames=T)
+    # No drop-path: it draws per video, and with 2 videos a branch is sometimes dropped for both, leaving its
+    # adapter without a gradient in this one step (what trains is the question here, not drop-path).
+    model = AIM(fresh_backbone, num_frames=T, drop_path=0.0)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {n for n, _ in model.named_parameters()
                          if "adapter" in n or n in ("temporal_embedding", "ln_post.weight", "ln_post.bias")}
