@@ -16,6 +16,8 @@ from vidprompt import index as vpindex
 from vidprompt.classifier import VideoClassifier, load_classifier
 from vidprompt.errors import UsageError
 from vidprompt.index import VideoIndex, build_index
+from vidprompt.index import build as vpbuild
+from vidprompt.index import store as vpstore
 from vidprompt.localize import SlidingWindows, window_spans
 from vidprompt.methods import build_method
 from vidprompt.methods.base import normalize
@@ -167,7 +169,7 @@ def test_rebuild_embeds_only_added_changed_and_deleted_files(tmp_path, clf, monk
 
 
 def test_killed_build_resumes_to_the_same_index(tmp_path, library, clf, monkeypatch):
-    monkeypatch.setattr(vpindex, "CHUNK_VIDEOS", 3)  # chunks of one batch (3 videos)
+    monkeypatch.setattr(vpbuild, "CHUNK_VIDEOS", 3)  # chunks of one batch (3 videos)
     options = dict(window=0.4, window_stride=0.2)
     build_index(tmp_path / "straight", library, clf, **options)
 
@@ -188,12 +190,12 @@ def test_killed_build_resumes_to_the_same_index(tmp_path, library, clf, monkeypa
     assert_same_index(tmp_path / "straight", tmp_path / "killed")
 
     # Killed while swapping the new files in: the next open finishes the commit from the journal.
-    real = vpindex._replay_journal
-    monkeypatch.setattr(vpindex, "_replay_journal", lambda root: (_ for _ in ()).throw(Killed()))
+    real = vpstore._replay_journal
+    monkeypatch.setattr(vpstore, "_replay_journal", lambda root: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         build_index(tmp_path / "swap", library, clf, **options)
     assert (tmp_path / "swap" / "commit.json").is_file()
-    monkeypatch.setattr(vpindex, "_replay_journal", real)
+    monkeypatch.setattr(vpstore, "_replay_journal", real)
     assert_same_index(tmp_path / "straight", tmp_path / "swap")
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import TINY_CONFIG
 from media import write_video
 from vidprompt.classifier import VideoClassifier, load_classifier
-from vidprompt.errors import UsageError
+from vidprompt.errors import OptionValueError
 from vidprompt.localize import Window, localize, merge_segments, plot_timeline, window_spans
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
@@ -31,9 +31,10 @@ def test_windows_fit_in_the_video():
     assert window_spans(9.0, 1.0, 5.0) == [Window(0.0, 1.0), Window(5.0, 6.0), Window(8.0, 9.0)]
     assert window_spans(1.5, 2.0, 1.0) == [Window(0.0, 1.5)]
     assert len(window_spans(600.0, 2.0, 0.5)) == 1197
-    with pytest.raises(UsageError, match="--window"):
+    with pytest.raises(OptionValueError, match="^window must") as caught:  # the library names its parameter,
         window_spans(10.0, 0.0, 1.0)
-    with pytest.raises(UsageError, match="--stride"):
+    assert caught.value.for_flags().startswith("--window must")  # the CLI the flag
+    with pytest.raises(OptionValueError, match="^stride must"):
         window_spans(10.0, 2.0, -1.0)
 
 

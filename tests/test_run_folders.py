@@ -162,11 +162,11 @@ def test_eval_killed_anywhere_then_copied_or_moved_resumes_exactly(library, clf,
 
 
 def test_index_killed_anywhere_then_copied_or_moved_resumes_exactly(library, clf, tmp_path, monkeypatch):
-    import vidprompt.index as index_module
+    import vidprompt.index.build as index_build
     from vidprompt.index import VideoIndex, build_index
     from vidprompt.inputs import expand_inputs
 
-    monkeypatch.setattr(index_module, "CHUNK_VIDEOS", 2)  # a chunk per batch: many points to be killed at
+    monkeypatch.setattr(index_build, "CHUNK_VIDEOS", 2)  # a chunk per batch: many points to be killed at
     paths = expand_inputs([str(library)])
 
     def run(out, kill_at=None):

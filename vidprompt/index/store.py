@@ -1,0 +1,466 @@
+"""The index folder on disk: what its files hold, reading them back (checked, memory-mapped), the chunks of
+a build in progress, and the journalled commit that swaps a new index in.
+
+An index folder holds::
+
+    index.json        what built it: format, vidprompt version, model (method, backbone, weights, trained
+                      tensors digest, checkpoint path, templates), views, window settings, inputs, counts
+    manifest.jsonl    one line per video in input order: path, size, mtime, frames, fps, duration, row,
+                      windows [first, count]; or path, size, mtime, error for a video that does not decode
+    embeddings.npy    float16 [videos, D], L2-normalised (row ``row`` of the manifest)
+    windows.npy       float16 [windows, D], with ``--window`` only; window_times.npy float64 [windows, 2]
+    pending/          a build's finished chunks (``chunk-NNNNNN.npz``) and what it embeds with (``run.json``)
+
+What goes into an index is decided by :mod:`.build`, how it is ranked by :mod:`.search`; this module only
+knows the files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import OptionValueError, UsageError, VidpromptError
+from ..fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
+from ..locks import FileLock, claim
+from ..video import ViewConfig, check_window
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+FORMAT = "vidprompt-index"
+FORMAT_VERSION = 1
+META = "index.json"
+MANIFEST = "manifest.jsonl"
+EMBEDDINGS = "embeddings.npy"
+WINDOWS = "windows.npy"
+WINDOW_TIMES = "window_times.npy"
+PENDING = "pending"
+JOURNAL = "commit.json"
+BUILD_LOCK = ".build.lock"  # held by a build from planning to commit: one writer at a time
+COMMIT_LOCK = ".commit.lock"  # exclusive while files are swapped in, shared while a reader opens them
+DTYPE = np.float16
+# Fields of the model record that decide the video embeddings; templates only change the text side.
+VIDEO_SIDE = ("method", "backbone", "hparams", "trained_tensors")
+
+
+# --- what built an index ---------------------------------------------------------------------------------------
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def model_record(clf, checkpoint: str | os.PathLike | None = None) -> dict:
+    """How to rebuild ``clf``'s model and what identifies its video embeddings (JSON)."""
+    from ..methods.base import model_identity
+
+    model = clf.model
+    backbone = model.backbone
+    hparams = _jsonable(model.hparams())
+    templates = hparams.pop("templates", None)
+    return {
+        "method": model.method,
+        "model": backbone.name,
+        "model_source": backbone.config_path or backbone.name,
+        "pretrained": backbone.pretrained,
+        "backbone": backbone.identity,
+        "hparams": hparams,
+        "trained_tensors": model_identity(model)["trained_tensors"],
+        "templates": templates,
+        "checkpoint": None if checkpoint is None else os.path.abspath(checkpoint),
+        "embed_dim": int(backbone.embed_dim),
+    }
+
+
+def describe_model(record: dict) -> str:
+    text = f"{record.get('method')} on {record.get('model')} ({record.get('pretrained')})"
+    if record.get("checkpoint"):
+        text += f" from {record['checkpoint']}"
+    return text
+
+
+def model_difference(recorded: dict, current: dict) -> str | None:
+    """``None`` when both records give the same video embeddings, else what differs, in words."""
+    differ = [key for key in VIDEO_SIDE if recorded.get(key) != current.get(key)]
+    if not differ:
+        return None
+    if "method" in differ or "backbone" in differ:
+        return f"the index was built with {describe_model(recorded)}, this is {describe_model(current)}"
+    if "trained_tensors" in differ:
+        return (f"the index was built with other trained weights ({describe_model(recorded)}) than this "
+                f"{describe_model(current)}")
+    changed = sorted(k for k in set(recorded["hparams"]) | set(current["hparams"])
+                     if recorded["hparams"].get(k) != current["hparams"].get(k))
+    return f"the index was built with other {recorded.get('method')} settings ({', '.join(changed)})"
+
+
+def _windows_setting(window: float | None, stride: float | None) -> dict | None:
+    if window is None:
+        if stride is not None:
+            raise OptionValueError("window_stride", "window_stride needs window", mentions=("window",))
+        return None
+    stride = window if stride is None else stride
+    check_window(window, stride, "window_stride")
+    return {"window": float(window), "stride": float(stride)}
+
+
+def _build_identity(record: dict, view: ViewConfig, windows: dict | None) -> dict:
+    return {"model": {k: record[k] for k in VIDEO_SIDE}, "view": view.to_dict(), "windows": windows}
+
+
+# --- reading the folder ----------------------------------------------------------------------------------------
+
+class DamagedIndex(VidpromptError):
+    """An index folder whose files do not say what an index says (edited, truncated, half-copied)."""
+
+    def __init__(self, root: Path, problem: str):
+        super().__init__(f"{root}: damaged index ({problem}); run `vidprompt index` on it again to rebuild it")
+        self.problem = problem
+
+
+# The only names a commit journal may rename and remove: a crafted journal cannot touch other files.
+_SWAPPED = (EMBEDDINGS, MANIFEST, META, WINDOWS, WINDOW_TIMES)
+_REMOVABLE = (PENDING, WINDOWS, WINDOW_TIMES)
+
+
+def _finish_commit(root: Path) -> None:
+    """Replay an interrupted commit: rename what is still to be renamed, delete what is to be deleted."""
+    if not (root / JOURNAL).is_file():
+        return
+    with FileLock(root / COMMIT_LOCK):
+        _replay_journal(root)
+
+
+def _read_journal(root: Path) -> dict:
+    try:
+        plan = json.loads((root / JOURNAL).read_text("utf-8"))
+        renames = [(str(tmp), str(final)) for tmp, final in plan["renames"]]
+        remove = [str(name) for name in plan["remove"]]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DamagedIndex(root, f"{JOURNAL} unreadable: {type(exc).__name__}") from None
+    if any(final not in _SWAPPED or tmp != f".{final}.next" for tmp, final in renames) or \
+            any(name not in _REMOVABLE for name in remove):
+        raise DamagedIndex(root, f"{JOURNAL} names files that are not part of an index")
+    return {"renames": renames, "remove": remove}
+
+
+def _replay_journal(root: Path) -> None:
+    """The swap itself; the caller holds the commit lock."""
+    journal = root / JOURNAL
+    if not journal.is_file():  # finished by another process while this one waited for the lock
+        return
+    plan = _read_journal(root)
+    for tmp, final in plan["renames"]:
+        if (root / tmp).exists():
+            os.replace(root / tmp, root / final)
+    for name in plan["remove"]:
+        target = root / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    journal.unlink()
+
+
+def _check_folder(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file, not an index folder")
+
+
+def read_meta(root: str | os.PathLike) -> dict | None:
+    """The index's ``index.json`` (after finishing an interrupted commit), or ``None`` if there is no index."""
+    root = Path(root)
+    _check_folder(root)
+    if root.is_dir():
+        _finish_commit(root)
+    return _read_meta_file(root)
+
+
+def _read_meta_file(root: Path) -> dict | None:
+    path = root / META
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        raise DamagedIndex(root, f"{META} is not JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise VidpromptError(f"{root} is not a vidprompt index")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int):
+        raise DamagedIndex(root, f"{META}: format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise VidpromptError(f"{root} has index format {meta['format_version']}, newer than this vidprompt "
+                             f"({__version__}) reads ({FORMAT_VERSION}); upgrade vidprompt")
+    problem = _meta_problem(meta)
+    if problem is not None:
+        raise DamagedIndex(root, f"{META}: {problem}")
+    return meta
+
+
+def _meta_problem(meta: dict) -> str | None:
+    """What in ``index.json`` is missing or of the wrong type or range (``None``: nothing)."""
+    model = meta.get("model")
+    if not isinstance(model, dict):
+        return "no model record"
+    for key, kind in (("method", str), ("model", str), ("model_source", str), ("pretrained", str),
+                      ("backbone", str), ("hparams", dict), ("embed_dim", int)):
+        if not isinstance(model.get(key), kind):
+            return f"model {key} missing or of the wrong type"
+    if not 0 < model["embed_dim"] <= 65536:
+        return f"embedding width {model['embed_dim']}"
+    if not isinstance(model.get("checkpoint"), (str, type(None))) or \
+            not isinstance(model.get("templates"), (list, type(None))):
+        return "model checkpoint or templates of the wrong type"
+    try:
+        ViewConfig.from_dict(meta.get("view"))
+    except ValueError as exc:
+        return str(exc)
+    windows = meta.get("windows")
+    if windows is not None:
+        if not isinstance(windows, dict) or not all(isinstance(windows.get(k), (int, float)) and windows[k] > 0
+                                                    for k in ("window", "stride")):
+            return "window settings of the wrong type"
+    inputs = meta.get("inputs")
+    if inputs is not None and not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
+        return "inputs of the wrong type"
+    return None
+
+
+def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
+    """The manifest's entries, each checked: a video with an embedding has an integer row (and a window span
+    when the index has windows), rows in order."""
+    if not path.is_file():
+        return []
+    entries, rows = [], 0
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        raise DamagedIndex(path.parent, f"{MANIFEST} unreadable") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise DamagedIndex(path.parent, f"{MANIFEST} line {number} is not JSON") from None
+        if not _entry_ok(entry, rows, with_windows):
+            raise DamagedIndex(path.parent, f"{MANIFEST} line {number} is not a video entry")
+        rows += entry.get("error") is None
+        entries.append(entry)
+    return entries
+
+
+def _read_index(root: Path, meta: dict) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Manifest entries and the memory-mapped arrays, checked against each other: one row per video with an
+    embedding, the width the model record says, window spans inside the window arrays."""
+    with_windows = bool(meta.get("windows"))
+    entries = _read_manifest(root / MANIFEST, with_windows)
+    try:
+        embeddings = _load_array(root / EMBEDDINGS)
+        windows = _load_array(root / WINDOWS) if with_windows else None
+        window_times = np.load(root / WINDOW_TIMES) if with_windows else None
+    except (OSError, ValueError) as exc:
+        raise DamagedIndex(root, f"arrays unreadable: {exc.strerror or exc}") from None
+    videos = sum(e.get("error") is None for e in entries)
+    if embeddings.ndim != 2 or embeddings.shape != (videos, meta["model"]["embed_dim"]):
+        raise DamagedIndex(root, f"{EMBEDDINGS} has shape {embeddings.shape}, the manifest {videos} videos of "
+                                 f"width {meta['model']['embed_dim']}")
+    if with_windows:
+        ends = max((sum(e["windows"]) for e in entries if e.get("error") is None), default=0)
+        if windows.ndim != 2 or windows.shape[1] != embeddings.shape[1] or windows.shape[0] < ends or \
+                window_times.shape != (windows.shape[0], 2):
+            raise DamagedIndex(root, f"window arrays of shape {windows.shape} and {window_times.shape} do not hold "
+                                     f"the manifest's {ends} windows")
+    return entries, embeddings, windows, window_times
+
+
+def discard_index(root: str | os.PathLike) -> None:
+    """Delete a damaged index's own files (not its pending chunks, which are checked on their own), so the
+    next build starts fresh."""
+    root = Path(root)
+    with FileLock(root / COMMIT_LOCK):
+        for name in (*_SWAPPED, JOURNAL):
+            for path in (root / name, root / f".{name}.next"):
+                if path.is_file():
+                    path.unlink()
+
+
+def _entry_ok(entry, row: int, with_windows: bool) -> bool:
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        return False
+    if entry.get("error") is not None:
+        return isinstance(entry["error"], str)
+    if entry.get("row") != row or isinstance(entry.get("row"), bool):
+        return False
+    if with_windows:
+        span = entry.get("windows")
+        return (isinstance(span, list) and len(span) == 2 and all(isinstance(v, int) and v >= 0 for v in span))
+    return True
+
+
+def _load_array(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+# --- a build's hold on the folder ------------------------------------------------------------------------------
+
+def claim_index(root: str | os.PathLike) -> FileLock:
+    """The folder's build lock (the folder is created if needed), or one line saying another build holds it.
+    Taken first thing, so a second build of one folder is refused at once, before any model loads."""
+    root = Path(root)
+    _check_folder(root)
+    make_folder(root, "index")
+    return claim(root / BUILD_LOCK, f"{root} is being updated by another `vidprompt index`")
+
+
+def open_for_update(root: str | os.PathLike) -> dict | None:
+    """``index.json`` of the index at ``root`` for a build (``None``: no index yet). A damaged index is
+    deleted with a warning, so running ``vidprompt index`` again rebuilds it; the caller holds the build lock."""
+    root = Path(root)
+    try:
+        meta = read_meta(root)
+        if meta is not None:
+            _read_index(root, meta)
+        return meta
+    except DamagedIndex as exc:
+        log.warning("warning: %s: damaged index (%s); rebuilding it from the inputs", root, exc.problem)
+        discard_index(root)
+        return None
+
+
+# --- a build's pending chunks ----------------------------------------------------------------------------------
+
+class _Chunk:
+    """Embeddings of a few batches of videos, written as one atomic ``.npz`` in ``pending/``."""
+
+    def __init__(self):
+        self.entries: list[dict] = []
+        self.clips: list[np.ndarray] = []
+        self.windows: list[np.ndarray] = []
+        self.window_times: list[np.ndarray] = []
+
+    def add(self, entry: dict, clip: np.ndarray | None = None, windows: np.ndarray | None = None,
+            times: np.ndarray | None = None) -> None:
+        entry = dict(entry)
+        if clip is not None:
+            entry["row"] = len(self.clips)
+            self.clips.append(clip)
+            if windows is not None:
+                first = sum(len(w) for w in self.windows)
+                entry["windows"] = [first, len(windows)]
+                self.windows.append(windows)
+                self.window_times.append(times)
+        self.entries.append(entry)
+
+    def write(self, path: Path, dim: int) -> dict:
+        """Write the chunk; returns what :func:`_read_chunk` would read back."""
+        def stacked(parts, width, dtype):
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype)
+
+        data = {"clips": stacked([c[None] for c in self.clips], dim, DTYPE),
+                "windows": stacked(self.windows, dim, DTYPE),
+                "window_times": stacked(self.window_times, 2, np.float64)}
+        entries = json.dumps(self.entries).encode("utf-8")
+        atomic_write(path, lambda tmp: _save_npz(tmp, entries=np.frombuffer(entries, np.uint8), **data))
+        return {**data, "entries": json.loads(entries)}
+
+
+def _save_npz(path: str, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as handle:  # a file object: np.savez would add ".npz" to a name
+        np.savez(handle, **arrays)
+
+
+def _read_chunk(path: Path) -> dict | None:
+    try:
+        with np.load(path) as data:
+            return {"clips": data["clips"], "windows": data["windows"], "window_times": data["window_times"],
+                    "entries": json.loads(data["entries"].tobytes().decode("utf-8"))}
+    except Exception:  # a damaged chunk is redone, never fatal
+        log.debug("ignoring unreadable chunk %s", path)
+        return None
+
+
+def _normalised_mean(views: torch.Tensor) -> np.ndarray:
+    """Embeddings ``[..., views, D]`` -> one row per item (float32 numpy): a stored row, and a query video
+    compared with the rows; the views are combined by :func:`~vidprompt.methods.base.view_embedding`."""
+    from ..methods.base import view_embedding
+
+    return view_embedding(views).cpu().numpy()
+
+
+# --- the commit ------------------------------------------------------------------------------------------------
+
+def _commit_files(root: Path, entries: list[dict], sources: list[tuple], summary: dict) -> None:
+    """Write the new arrays, manifest and index.json (``summary`` plus format, version and date) beside the old
+    files, then swap them in through the journal, so the folder never holds half of each."""
+    with_windows = summary["windows"] is not None
+    names = {EMBEDDINGS: f".{EMBEDDINGS}.next", MANIFEST: f".{MANIFEST}.next", META: f".{META}.next"}
+    if with_windows:
+        names.update({WINDOWS: f".{WINDOWS}.next", WINDOW_TIMES: f".{WINDOW_TIMES}.next"})
+    _write_arrays(root, names, entries, sources, summary["model"]["embed_dim"], with_windows,
+                  summary["window_rows"])
+    # ASCII JSON: a file name that is not UTF-8 survives as a \udcXX escape
+    atomic_write_text(root / names[MANIFEST], "".join(json.dumps(e) + "\n" for e in entries))
+    atomic_write_json(root / names[META], {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "vidprompt_version": __version__, **summary,
+        "dtype": "float16", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    remove = [PENDING] + ([] if with_windows else [WINDOWS, WINDOW_TIMES])
+    with FileLock(root / COMMIT_LOCK):  # readers opening the index wait until the swap is done
+        atomic_write_json(root / JOURNAL, {"renames": [[tmp, final] for final, tmp in names.items()],
+                                           "remove": remove})
+        _replay_journal(root)
+
+
+def _write_arrays(root: Path, names: dict, entries: list[dict], sources: list[tuple], dim: int,
+                  with_windows: bool, window_rows: int) -> None:
+    """Fill the new (memory-mapped) arrays from their sources, one fancy-indexed copy per source."""
+    clips_out = np.lib.format.open_memmap(root / names[EMBEDDINGS], mode="w+", dtype=DTYPE,
+                                          shape=(len(sources), dim))
+    windows_out = times_out = None
+    if with_windows:
+        windows_out = np.lib.format.open_memmap(root / names[WINDOWS], mode="w+", dtype=DTYPE,
+                                                shape=(window_rows, dim))
+        times_out = np.zeros((window_rows, 2), np.float64)
+    placed = [e for e in entries if e.get("error") is None]  # the same order as sources
+    groups: dict[int, tuple] = {}
+    for entry, (source, row, span) in zip(placed, sources):
+        arrays, dest, rows, window_dest, window_rows_src = groups.setdefault(id(source[0]),
+                                                                             (source, [], [], [], []))
+        dest.append(entry["row"])
+        rows.append(row)
+        if with_windows:
+            first = entry["windows"][0]
+            window_dest.extend(range(first, first + span[1]))
+            window_rows_src.extend(range(span[0], span[0] + span[1]))
+    for (clips, windows, times), dest, rows, window_dest, window_src in groups.values():
+        clips_out[dest] = clips[rows]
+        if window_dest:
+            windows_out[window_dest] = windows[window_src]
+            times_out[window_dest] = times[window_src]
+    for out in (clips_out, windows_out):
+        if out is not None:
+            out.flush()
+    del clips_out, windows_out
+    for name in (EMBEDDINGS, WINDOWS):  # on disk before the journal can swap them in
+        if name in names:
+            with open(root / names[name], "rb+") as handle:
+                os.fsync(handle.fileno())
+    if with_windows:
+        atomic_write(root / names[WINDOW_TIMES], lambda tmp: _save_npy(tmp, times_out))
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, array)
