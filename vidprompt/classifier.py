@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
 import torch
+from torch.utils.data import Dataset
 
 from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
 from .errors import UsageError
 from .labels import DEFAULT_TEMPLATES, check_labels, label_key
-from .loader import VideoViews, bounded_batch, iterate_views
-from .methods.base import VideoTextModel
+from .embedding import Embedded, decoded, embedded
+from .loader import VideoViews, bounded_batch
+from .methods.base import VideoTextModel, view_probabilities
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
 from .text_cache import TextEmbeddingCache
 from .transforms import FramePreprocessor
@@ -140,28 +142,31 @@ class VideoClassifier:
         images held at once."""
         return bounded_batch(self.batch_size, count, self.view.num_views * self.view.frames)
 
+    def embedded(self, dataset: Dataset, batch_size: int | None = None, num_workers: int | None = None,
+                 model: VideoTextModel | None = None, progress: Callable[[int], None] | None = None,
+                 ) -> Iterator[list[Embedded]]:
+        """The embedding stream of any dataset of views (videos, or the windows of one video): per batch, every
+        item in order with its embeddings ``[views, D]`` (of ``model``, default the open-vocabulary model) or
+        its error. Default batch size and workers: the classifier's."""
+        batch_size = batch_size or self.videos_per_batch(len(dataset))
+        workers = self.num_workers if num_workers is None else num_workers
+        batches = decoded(dataset, batch_size, workers, pin_memory=self.device.type == "cuda")
+        return embedded(batches, lambda frames: self.encode_views(frames, model), progress)
+
     def video_embeddings(self, paths: Sequence[str], progress: Callable[[int], None] | None = None,
                          model: VideoTextModel | None = None,
                          ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
         """Yield ``(index, path, embeddings [views, D] or None, error or None)`` in input order."""
         dataset = VideoViews(paths, self.view, self.preprocessor, decoder=self.decoder)
-        for batch in iterate_views(dataset, self.videos_per_batch(len(paths)), self.num_workers,
-                                   pin_memory=self.device.type == "cuda"):
-            good = [item for item in batch if item.frames is not None]
-            embeddings: dict[int, torch.Tensor] = {}
-            if good:
-                emb = self.encode_views(torch.stack([item.frames for item in good]), model)
-                embeddings = {item.index: e for item, e in zip(good, emb)}
-            for item in batch:
-                yield item.index, item.path, embeddings.get(item.index), item.error
-            if progress is not None:
-                progress(len(batch))
+        for batch in self.embedded(dataset, model=model, progress=progress):
+            for video in batch:
+                yield video.index, video.path, video.embedding, video.error
 
     def predict(self, paths: Sequence[str], labels: Sequence[str] | None = None,
                 progress: Callable[[int], None] | None = None,
                 ) -> Iterator[tuple[int, str, torch.Tensor | None, str | None]]:
-        """Yield ``(index, path, probabilities [C] or None, error or None)``: softmax over ``labels`` for
-        each view, averaged over views."""
+        """Yield ``(index, path, probabilities [C] or None, error or None)``: the views combined by
+        :func:`~vidprompt.methods.base.view_probabilities`."""
         labels = self._labels(labels)
         model = self.scorer(labels)
         text = self.label_embeddings(labels, model)
@@ -170,7 +175,7 @@ class VideoClassifier:
                 yield index, path, None, error
                 continue
             with torch.inference_mode():
-                probs = model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
+                probs = view_probabilities(model, emb, text)
             yield index, path, probs.cpu(), None
 
     def classify(self, paths: Sequence[str], labels: Sequence[str] | None = None, top_k: int = 5,

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 import torch
 
 from .fileio import atomic_write, cache_dir
-from .loader import VideoViews, iterate_views
+from .embedding import decoded, embedded
+from .loader import VideoViews
 from .methods.base import VideoTextModel
 from .runtime import autocast, precision_name
 from .transforms import FramePreprocessor
@@ -91,25 +92,25 @@ class FrameFeatureCache:
             return out
         seed = None if draw == TEST_DRAW else self.seed
         dataset = VideoViews(todo, self.view, self.preprocessor, seed=seed, draw=max(draw, 0), decoder=self.decoder)
-        for batch in iterate_views(dataset, self.batch_size, self.num_workers,
-                                   pin_memory=self.device.type == "cuda"):
-            good = [item for item in batch if item.frames is not None]
-            for item in batch:
-                if item.error is not None:
-                    self.stats.failed[item.path] = item.error
-            if good:
-                frames = torch.stack([item.frames[0] for item in good]).to(self.device)
-                with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
-                    feats = self.model.encode_frames(self.preprocessor.normalize(frames))
-                for item, feat in zip(good, feats.half().cpu()):
-                    if _cacheable(item.path):
-                        atomic_write(self._key(item.path, draw),
-                                     lambda tmp, f=feat: save_file({"features": f.contiguous()}, tmp))
-                    out[item.path] = feat
-                    self.stats.encoded += 1
-            if progress is not None:
-                progress(len(batch))
+        batches = decoded(dataset, self.batch_size, self.num_workers, pin_memory=self.device.type == "cuda")
+        for batch in embedded(batches, self._encode, progress):
+            for video in batch:
+                if video.embedding is None:
+                    self.stats.failed[video.path] = video.error
+                    continue
+                feat = video.embedding
+                if _cacheable(video.path):
+                    atomic_write(self._key(video.path, draw),
+                                 lambda tmp, f=feat: save_file({"features": f.contiguous()}, tmp))
+                out[video.path] = feat
+                self.stats.encoded += 1
         return out
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 views ``[n, 1, T, 3, h, w]`` -> float16 per-frame features ``[n, T, D]`` on the CPU."""
+        frames = frames[:, 0].to(self.device, non_blocking=True)
+        with torch.inference_mode(), autocast(self.device, self.autocast_dtype):
+            return self.model.encode_frames(self.preprocessor.normalize(frames)).half().cpu()
 
 
 def _cacheable(path: str) -> bool:

@@ -6,11 +6,12 @@
         print(f"{seg.start:6.1f} {seg.end:6.1f}  {seg.label or '(background)'}  {seg.score:.2f}")
     plot_timeline(result, "timeline.png")
 
-Windows are ``window`` seconds long and start every ``stride`` seconds of presentation time; a window holds
-the frames whose timestamps fall inside it, so windows stay right on variable-frame-rate video. Each window
-is sampled like a whole clip (``clf.view``: ``frames`` frames per temporal clip, segment or dense), decoded
-on its own and scored with the classifier. Memory stays flat in the video's length: only a few batches of windows are decoded at a time (in DataLoader workers, shared
-out by batch so they come back in order) and only the per-window scores are kept.
+Windows (:mod:`vidprompt.video.timing`) are ``window`` seconds long and start every ``stride`` seconds of
+presentation time; a window holds the frames whose timestamps fall inside it, so windows stay right on
+variable-frame-rate video. Each window is sampled like a whole clip (``clf.view``: ``frames`` frames per
+temporal clip, segment or dense), decoded on its own and scored with the classifier. Memory stays flat in the
+video's length: only a few batches of windows are decoded at a time (in DataLoader workers, shared out by
+batch so they come back in order) and only the per-window scores are kept.
 
 Segments: a window is labelled with its best label when that label's probability reaches ``threshold``,
 else it is background (``label=None``); runs of equally labelled windows become one segment. Windows
@@ -21,7 +22,6 @@ and the first of the next; the first segment starts at 0 and the last ends where
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -30,52 +30,14 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .errors import UsageError, VideoError
-from .loader import VideoItem, default_num_workers, iterate_views
+from .errors import UsageError, VideoError, out_of_range
+from .loader import VideoItem, default_num_workers
+from .methods.base import view_probabilities
 from .transforms import FramePreprocessor
-from .video import (DecodeError, Decoder, VideoTiming, ViewConfig, decodable_length, resolve_decoder,
-                    sample_indices)
+from .video import (DecodeError, Decoder, VideoTiming, ViewConfig, Window, check_window, decodable_length,
+                    probe_video, resolve_decoder, sample_indices, window_spans)
 
 log = logging.getLogger(__name__)
-
-
-# --- windows: pure time arithmetic ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Window:
-    start: float  # seconds
-    end: float
-
-    @property
-    def centre(self) -> float:
-        return (self.start + self.end) / 2
-
-
-def check_window(window: float, stride: float, stride_option: str = "--stride") -> None:
-    if not (window > 0 and math.isfinite(window)):
-        raise UsageError(f"--window must be a positive number of seconds (got {window})")
-    if not (stride > 0 and math.isfinite(stride)):
-        raise UsageError(f"{stride_option} must be a positive number of seconds (got {stride})")
-
-
-def window_spans(duration: float, window: float, stride: float) -> list[Window]:
-    """Windows ``[k * stride, k * stride + window]`` that fit in ``duration`` seconds, and one more ending at
-    ``duration`` if they stop short of it, so the end of the video is seen too; a video shorter than one
-    window is a single window over all of it."""
-    check_window(window, stride)
-    if duration <= window:
-        return [Window(0.0, float(duration))]
-    count = int(math.floor((duration - window) / stride + 1e-9)) + 1
-    spans = [Window(k * stride, k * stride + window) for k in range(count)]
-    if duration - spans[-1].end > 1e-6:
-        spans.append(Window(float(duration) - window, float(duration)))
-    return spans
-
-
-def probe_video(path: str, decoder: Decoder | None = None) -> VideoTiming:
-    """When each frame of ``path`` is shown (opens the container and reads its index, decodes nothing)."""
-    with (decoder or resolve_decoder("auto")).open(path) as reader:
-        return reader.timing()
 
 
 # --- decoding and embedding windows ----------------------------------------------------------------------------
@@ -196,16 +158,9 @@ class SlidingWindows:
         workers = default_num_workers() if clf.num_workers is None else clf.num_workers
         # One batch needs no worker process; more workers than batches would idle; a GPU decoder stays here.
         workers = 0 if dataset.num_batches < 2 or clf.decoder.on_gpu else min(workers, dataset.num_batches)
-        for batch in iterate_views(dataset, batch_size, workers, pin_memory=clf.device.type == "cuda"):
-            good = [item for item in batch if item.frames is not None]
-            embedded = {}
-            if good:
-                emb = clf.encode_views(torch.stack([item.frames for item in good]), model)
-                embedded = {item.index: e for item, e in zip(good, emb)}
-            for item in batch:
-                yield item.index, embedded.get(item.index), item.error
-            if progress is not None:
-                progress(len(batch))
+        for batch in clf.embedded(dataset, batch_size, workers, model, progress):
+            for window in batch:
+                yield window.index, window.embedding, window.error
 
 
 # --- segments ---------------------------------------------------------------------------------------------------
@@ -288,7 +243,7 @@ def localize(clf, path: str, labels: Sequence[str] | None = None, *, window: flo
     """Score sliding windows of ``path`` against ``labels`` (default: a checkpoint's classes) and merge them
     into segments. Raises :class:`VideoError` when the video cannot be opened or no window decodes."""
     if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
+        raise out_of_range("threshold", threshold, "between 0 and 1")
     if labels is None:
         if not clf.default_labels:
             raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
@@ -305,7 +260,7 @@ def localize(clf, path: str, labels: Sequence[str] | None = None, *, window: flo
             errors.append((index, error))
             continue
         with torch.inference_mode():
-            probs = model.logits(emb, text).float().softmax(dim=-1).mean(dim=0)
+            probs = view_probabilities(model, emb, text)
         probabilities[index] = probs.cpu().numpy()
         ok[index] = True
     if not ok.any():

@@ -77,6 +77,28 @@ class VideoTextModel(nn.Module):
         return {name: p.detach() for name, p in self.named_parameters() if p.requires_grad}
 
 
+# --- combining the views of one video -----------------------------------------------------------------------
+# A video is scored from several views (temporal clips x spatial crops); there are two rules, one per kind of
+# consumer, and every consumer uses one of these two functions.
+
+def view_probabilities(model: VideoTextModel, views: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Video embeddings ``[..., views, D]`` and label embeddings ``[C, D]`` -> class probabilities ``[..., C]``:
+    each view's softmax, averaged over the views.
+
+    Used by classify, eval and localize. Averaging probabilities is the multi-view test protocol of the papers
+    (TSN; mmaction2's ``average_clips='prob'``, which produced the published AIM numbers), so a checkpoint
+    scores here as it did there, and one confident view cannot outvote the others by its logit scale."""
+    return model.logits(views, labels).float().softmax(dim=-1).mean(dim=-2)
+
+
+def view_embedding(views: torch.Tensor) -> torch.Tensor:
+    """Video embeddings ``[..., views, D]`` -> one unit embedding ``[..., D]``: the views' mean, normalised.
+
+    Used by index and search (a stored row and a query video). They have no class list to take a softmax
+    over, and one vector per clip keeps a search one matrix product over the library."""
+    return normalize(views.float().mean(dim=-2))
+
+
 def resample_positions(embedding: torch.Tensor, frames: int) -> torch.Tensor:
     """A learned per-frame embedding ``[n, D]`` for a clip of another number of frames ``[frames, D]``.
 
