@@ -14,7 +14,7 @@ from typing import List, Optional
 import typer
 
 from .._version import __version__
-from ..errors import VidpromptError
+from ..errors import OptionValueError, VidpromptError
 
 app = typer.Typer(
     name="vidprompt",
@@ -96,6 +96,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         _interrupted()
+    except OptionValueError as exc:  # the library names the parameter; the user typed a flag
+        _fail(f"error: {exc.for_flags()}", exc.exit_code)
     except VidpromptError as exc:
         _fail(f"error: {exc}", exc.exit_code)
     except OSError as exc:  # a full disk, a file too large, a folder that vanished mid-run

@@ -11,25 +11,41 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import List, Optional, TextIO
+from dataclasses import dataclass
+from typing import Annotated, List, Optional, TextIO
 
 import typer
 
 from ..errors import UsageError, VidpromptError
-from .options import (BatchOpt, CheckpointOpt, ClipsOpt, CropsOpt, DecoderOpt, DeviceOpt, FramesOpt, LabelSetOpt,
-                      LabelsFileOpt, LabelsOpt, ModelOpt, PrecisionOpt, PretrainedOpt, QuietOpt, SamplingOpt, SeedOpt,
-                      StrideOpt, TemplateOpt, WorkersOpt, unset, view_from_options, warn_random_weights)
+from .options import (BatchSize, Checkpoint, Decoder, Device, Frames, LabelOptions, Model, ModelOptions, Precision,
+                      Pretrained, Quiet, RuntimeOptions, Stride, Strict, Template, ViewOptions, command, noted,
+                      warn_random_weights)
 
 log = logging.getLogger("vidprompt")
 
 _INDEX_MODEL_NOTE = "Default: the model the index was built with."
 
 
+@dataclass(frozen=True)
+class IndexModel(ModelOptions):
+    checkpoint: noted(Checkpoint, _INDEX_MODEL_NOTE) = None
+    model: noted(Model, _INDEX_MODEL_NOTE) = None
+    pretrained: noted(Pretrained, _INDEX_MODEL_NOTE) = None
 
-def _templates(template: Optional[List[str]]) -> Optional[List[str]]:
-    from ..labels import check_template
 
-    return [check_template(t) for t in template] if template else None
+@dataclass(frozen=True)
+class WindowViews(ViewOptions):
+    """localize: the views of each window; ``--stride`` is the windows' own, so the frame interval is
+    ``--frame-stride``."""
+
+    frames: noted(Frames, "", help="Frames sampled per window.", show_default="8, or the checkpoint's") = None
+    stride: noted(Stride, "", show_default="8, or the checkpoint's", flags=("--frame-stride",)) = None
+    FLAGS = {"stride": "--frame-stride"}
+
+
+@dataclass(frozen=True)
+class WindowRuntime(RuntimeOptions):
+    batch_size: noted(BatchSize, "", help="Windows per forward pass.", show_default=True) = 8
 
 
 def _check_inputs(inputs: List[str]) -> None:
@@ -50,40 +66,29 @@ def _check_inputs(inputs: List[str]) -> None:
                          "exactly its inputs, so a missing one would drop its videos; give the inputs that exist)")
 
 
+@command
 def index_command(
-    inputs: Optional[List[str]] = typer.Argument(
-        None, help="Video files, folders (recursive), globs or .txt lists. The index holds exactly their "
-                   "videos (others are dropped). Default: the inputs the index was built from."),
-    out: Path = typer.Option(..., "--out", "-o", help="Index folder: created, or updated in place (only new or "
-                                                      "changed files are embedded, deleted ones dropped)."),
-    checkpoint: Optional[Path] = unset(CheckpointOpt, _INDEX_MODEL_NOTE),
-    model: Optional[str] = unset(ModelOpt, _INDEX_MODEL_NOTE),
-    pretrained: Optional[str] = unset(PretrainedOpt, _INDEX_MODEL_NOTE),
-    template: Optional[List[str]] = TemplateOpt,
-    window: Optional[float] = typer.Option(
-        None, "--window", help="Also embed windows of this many seconds, so search finds time ranges inside "
-                               "long clips. Default: none (or the index's)."),
-    window_stride: Optional[float] = typer.Option(
-        None, "--window-stride", help="Seconds between window starts. Default: --window (no overlap)."),
-    frames: Optional[int] = FramesOpt,
-    sampling: Optional[str] = SamplingOpt,
-    stride: Optional[int] = StrideOpt,
-    clips: Optional[int] = ClipsOpt,
-    crops: Optional[int] = CropsOpt,
-    device: str = DeviceOpt,
-    precision: str = PrecisionOpt,
-    batch_size: int = BatchOpt,
-    num_workers: Optional[int] = WorkersOpt,
-    decoder: str = DecoderOpt,
-    seed: int = SeedOpt,
-    json_out: bool = typer.Option(False, "--json", help="Print the build summary as JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Exit 1 when any video could not be read."),
-    quiet: bool = QuietOpt,
+    inputs: Annotated[Optional[List[str]], typer.Argument(
+        help="Video files, folders (recursive), globs or .txt lists. The index holds exactly their videos (others "
+             "are dropped). Default: the inputs the index was built from.")] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Index folder: created, or updated in place (only new or changed files are embedded, "
+                            "deleted ones dropped).")] = ...,
+    models: IndexModel = IndexModel(),
+    window: Annotated[Optional[float], typer.Option(
+        "--window", help="Also embed windows of this many seconds, so search finds time ranges inside long clips. "
+                         "Default: none (or the index's).")] = None,
+    window_stride: Annotated[Optional[float], typer.Option(
+        "--window-stride", help="Seconds between window starts. Default: --window (no overlap).")] = None,
+    views: ViewOptions = ViewOptions(),
+    runtime: RuntimeOptions = RuntimeOptions(),
+    json_out: Annotated[bool, typer.Option("--json", help="Print the build summary as JSON.")] = False,
+    strict: Strict = False,
+    quiet: Quiet = False,
 ) -> None:
     """Embed every clip of a video library into a searchable index (incremental and resumable)."""
     from ..fileio import check_output_folder
     from ..index import claim_index, open_for_update
-    from ..inputs import expand_inputs
 
     lock = claim_index(check_output_folder(out, "--out"))  # a second build of this folder is refused at once
     try:
@@ -95,77 +100,84 @@ def index_command(
         _check_inputs(inputs)
         if window is None and window_stride is None and meta is not None and meta.get("windows"):
             window, window_stride = meta["windows"]["window"], meta["windows"]["stride"]
-        base_view = None
         if meta is not None:
             from ..video import ViewConfig
 
-            base_view = ViewConfig.from_dict(meta["view"])  # checked when the index was opened
-        elif checkpoint is not None:
-            from ..checkpoint import read_checkpoint_info
-
-            base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
-        view = view_from_options(frames, sampling, stride, clips, crops, base_view)
-        templates = _templates(template)
-        paths = expand_inputs(inputs, keep_empty=False)  # an index holds videos, not reports of empty folders
-        if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
-            raise VidpromptError(f"no video files found in: {' '.join(inputs)}; the index is left as it was")
-
-        import torch
-
-        from ..index import IndexBuild, classifier_for
-        from ..progress import progress_bar
-
-        torch.manual_seed(seed)
-        clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=model,
-                                              pretrained=pretrained, checkpoint=checkpoint, templates=templates,
-                                              device=device, precision=precision, batch_size=batch_size,
-                                              num_workers=num_workers, decoder=decoder)
-        warn_random_weights(clf.model.backbone.pretrained)
-        build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
-                           checkpoint=used_checkpoint, lock=lock)
-        if build.report.resumed:
-            log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
-        from ..interrupts import doing
-
-        doing(f"indexing into {out}; embedded videos are kept: run `vidprompt index` on the same folder again to "
-              "resume")
-        with progress_bar(len(build.todo), "indexing", enabled=not quiet and bool(build.todo), unit="clips") as advance:
-            report = build.run(progress=advance)
-        for path, error in report.failed[:10]:
-            log.error("%s: %s", path, error)
-        if len(report.failed) > 10:
-            log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
-        if json_out:
-            typer.echo(json.dumps(report.to_dict(), indent=2))
+            view = views.view(ViewConfig.from_dict(meta["view"]))  # checked when the index was opened
         else:
-            summary = (f"{report.videos} videos" + (f", {report.windows} windows" if build.windows else "")
-                       + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, "
-                         f"{len(report.removed)} removed, {report.unchanged} unchanged")
-            if report.failed:
-                summary += f"; {len(report.failed)} could not be read (skipped)"
-            typer.echo(summary)
+            view = views.view(models.checkpoint_view())
+        report, windowed = _build(out, inputs, meta, models, view, runtime, window, window_stride, lock, quiet)
+        _print_build(report, out, windowed, json_out)
         if report.failed and strict:
             raise typer.Exit(1)
     finally:
         lock.release()
 
 
+def _build(out, inputs, meta, models, view, runtime, window, window_stride, lock, quiet):
+    """Embed the new and changed videos of ``inputs`` into the index at ``out``; the build report."""
+    from ..inputs import expand_inputs
+
+    templates = models.templates()
+    paths = expand_inputs(inputs, keep_empty=False)  # an index holds videos, not reports of empty folders
+    if not paths:  # an empty build would empty the index: more likely a wrong glob or an unmounted disk
+        raise VidpromptError(f"no video files found in: {' '.join(inputs)}; the index is left as it was")
+
+    import torch
+
+    from ..index import IndexBuild, classifier_for
+    from ..interrupts import doing
+    from ..progress import progress_bar
+
+    torch.manual_seed(runtime.seed)
+    clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=models.model,
+                                          pretrained=models.pretrained, checkpoint=models.checkpoint,
+                                          templates=templates, **runtime.classifier_kwargs())
+    warn_random_weights(clf.model.backbone.pretrained)
+    build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
+                       checkpoint=used_checkpoint, lock=lock)
+    if build.report.resumed:
+        log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
+    doing(f"indexing into {out}; embedded videos are kept: run `vidprompt index` on the same folder again to "
+          "resume")
+    with progress_bar(len(build.todo), "indexing", enabled=not quiet and bool(build.todo), unit="clips") as advance:
+        return build.run(progress=advance), bool(build.windows)
+
+
+def _print_build(report, out: Path, windowed: bool, json_out: bool) -> None:
+    for path, error in report.failed[:10]:
+        log.error("%s: %s", path, error)
+    if len(report.failed) > 10:
+        log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    summary = (f"{report.videos} videos" + (f", {report.windows} windows" if windowed else "")
+               + f" in {out}: {len(report.added)} added, {len(report.changed)} changed, "
+                 f"{len(report.removed)} removed, {report.unchanged} unchanged")
+    if report.failed:
+        summary += f"; {len(report.failed)} could not be read (skipped)"
+    typer.echo(summary)
+
+
+@command
 def search_command(
-    index: Path = typer.Argument(..., help="An index folder made by `vidprompt index`."),
-    query: Optional[str] = typer.Argument(None, help='What happens in the clip, e.g. "someone flipping a pancake".'),
-    like: Optional[str] = typer.Option(None, "--like", help="Query by example: clips like this video (a file "
-                                                            "or an http(s) URL)."),
-    top_k: int = typer.Option(10, "--top-k", "-k", help="How many results."),
-    whole_clips: bool = typer.Option(False, "--whole-clips",
-                                     help="Rank whole clips even when the index has windows."),
-    checkpoint: Optional[Path] = unset(CheckpointOpt, _INDEX_MODEL_NOTE + " Another model is refused."),
-    model: Optional[str] = unset(ModelOpt, _INDEX_MODEL_NOTE),
-    pretrained: Optional[str] = unset(PretrainedOpt, _INDEX_MODEL_NOTE),
-    template: Optional[List[str]] = TemplateOpt,
-    device: str = DeviceOpt,
-    precision: str = PrecisionOpt,
-    decoder: str = DecoderOpt,
-    json_out: bool = typer.Option(False, "--json", help="Print the results as a JSON array."),
+    index: Annotated[Path, typer.Argument(help="An index folder made by `vidprompt index`.")],
+    query: Annotated[Optional[str], typer.Argument(
+        help='What happens in the clip, e.g. "someone flipping a pancake".')] = None,
+    like: Annotated[Optional[str], typer.Option(
+        "--like", help="Query by example: clips like this video (a file or an http(s) URL).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many results.")] = 10,
+    whole_clips: Annotated[bool, typer.Option(
+        "--whole-clips", help="Rank whole clips even when the index has windows.")] = False,
+    checkpoint: noted(Checkpoint, _INDEX_MODEL_NOTE + " Another model is refused.") = None,
+    model: noted(Model, _INDEX_MODEL_NOTE) = None,
+    pretrained: noted(Pretrained, _INDEX_MODEL_NOTE) = None,
+    template: Template = None,
+    device: Device = "auto",
+    precision: Precision = "auto",
+    decoder: Decoder = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the results as a JSON array.")] = False,
 ) -> None:
     """Find the clips (or moments) of an index that match a text query or an example video."""
     if (query is None) == (like is None):
@@ -182,7 +194,8 @@ def search_command(
 
     idx = VideoIndex(index)
     warn_random_weights(pretrained)
-    clf = idx.classifier(model=model, pretrained=pretrained, checkpoint=checkpoint, templates=_templates(template),
+    models = ModelOptions(checkpoint, model, pretrained, template)
+    clf = idx.classifier(model=model, pretrained=pretrained, checkpoint=checkpoint, templates=models.templates(),
                          device=device, precision=precision, num_workers=0, decoder=decoder)
     hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips)
     if json_out:
@@ -192,43 +205,29 @@ def search_command(
     render_hits(hits, query if query is not None else f"like {like}")
 
 
+@command
 def localize_command(
-    video: str = typer.Argument(..., help="A (long) video file or http(s) URL."),
-    labels: Optional[str] = LabelsOpt,
-    labels_file: Optional[Path] = LabelsFileOpt,
-    label_set: Optional[str] = LabelSetOpt,
-    checkpoint: Optional[Path] = CheckpointOpt,
-    model: Optional[str] = ModelOpt,
-    pretrained: Optional[str] = PretrainedOpt,
-    template: Optional[List[str]] = TemplateOpt,
-    window: float = typer.Option(2.0, "--window", "-w", help="Window length in seconds."),
-    stride: float = typer.Option(1.0, "--stride", "-s", help="Seconds between window starts."),
-    threshold: float = typer.Option(0.0, "--threshold",
-                                    help="A window whose best label scores below this (probability) is "
-                                         "background. 0: every window gets a label."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default="8, or the checkpoint's",
-                                         help="Frames sampled per window."),
-    sampling: Optional[str] = SamplingOpt,
-    frame_stride: Optional[int] = typer.Option(None, "--frame-stride", show_default="8, or the checkpoint's",
-                                               help="Frame interval for dense sampling."),
-    clips: Optional[int] = ClipsOpt,
-    crops: Optional[int] = CropsOpt,
-    device: str = DeviceOpt,
-    precision: str = PrecisionOpt,
-    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Windows per forward pass."),
-    num_workers: Optional[int] = WorkersOpt,
-    decoder: str = DecoderOpt,
-    seed: int = SeedOpt,
-    json_out: bool = typer.Option(False, "--json", help="Print segments and per-window scores as JSON."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write a PNG timeline: score curves and segments."),
-    quiet: bool = QuietOpt,
+    video: Annotated[str, typer.Argument(help="A (long) video file or http(s) URL.")],
+    labels: LabelOptions = LabelOptions(),
+    models: ModelOptions = ModelOptions(),
+    window: Annotated[float, typer.Option("--window", "-w", help="Window length in seconds.")] = 2.0,
+    stride: Annotated[float, typer.Option("--stride", "-s", help="Seconds between window starts.")] = 1.0,
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="A window whose best label scores below this (probability) is background. 0: every "
+                            "window gets a label.")] = 0.0,
+    views: WindowViews = WindowViews(),
+    runtime: WindowRuntime = WindowRuntime(),
+    json_out: Annotated[bool, typer.Option(
+        "--json", help="Print segments and per-window scores as JSON.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Write a PNG timeline: score curves and segments.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """When does each label happen in a long video: sliding windows merged into labelled segments."""
-    from ..labels import resolve_labels
     from ..localize import check_window
 
-    label_list = resolve_labels(labels, labels_file, label_set, required=checkpoint is None)
-    templates = _templates(template)
+    label_list = labels.resolve(required=models.checkpoint is None)
+    templates = models.templates()
     check_window(window, stride)
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be between 0 and 1 (got {threshold})")
@@ -240,27 +239,20 @@ def localize_command(
         from ..fileio import check_output_file
 
         check_output_file(plot, "--plot")
-    base_view = None
-    if checkpoint is not None:
-        from ..checkpoint import read_checkpoint_info
-
-        base_view = read_checkpoint_info(checkpoint, model=model, pretrained=pretrained).view
-    view = view_from_options(frames, sampling, frame_stride, clips, crops, base_view)
-    warn_random_weights(pretrained)
+    view = views.view(models.checkpoint_view())
+    warn_random_weights(models.pretrained)
 
     import torch
 
     from ..classifier import load_classifier
+    from ..interrupts import doing
     from ..localize import SlidingWindows, localize, plot_timeline
     from ..progress import progress_bar
 
-    torch.manual_seed(seed)
-    clf = load_classifier(model, pretrained, checkpoint=checkpoint, templates=templates, view=view,
-                          device=device, precision=precision, batch_size=batch_size, num_workers=num_workers,
-                          decoder=decoder)
+    torch.manual_seed(runtime.seed)
+    clf = load_classifier(models.model, models.pretrained, checkpoint=models.checkpoint, templates=templates,
+                          view=view, **runtime.classifier_kwargs())
     windows = SlidingWindows(clf, video, window, stride)
-    from ..interrupts import doing
-
     doing(f"localizing in {video} (nothing was saved)")
     with progress_bar(len(windows), "localizing", enabled=not quiet, unit="windows") as advance:
         result = localize(clf, video, label_list, threshold=threshold, progress=advance, windows=windows)
