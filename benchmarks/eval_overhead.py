@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from vidprompt.backbone import build_backbone  # noqa: E402
 from vidprompt.classifier import VideoClassifier  # noqa: E402
 from vidprompt.datasets import load_dataset  # noqa: E402
-from vidprompt.evaluate import EvalRun  # noqa: E402
+from vidprompt.evaluation import EvalRun  # noqa: E402
 from vidprompt.methods.zeroshot import ZeroShotCLIP  # noqa: E402
 from vidprompt.runtime import resolve_device  # noqa: E402
 from vidprompt.video import ViewConfig  # noqa: E402

@@ -143,7 +143,7 @@ def localize_run(video: Path, model: str, pretrained: str, device: str, num_work
     code = (
         "import json, resource, time\n"
         "from vidprompt.classifier import load_classifier\n"
-        "from vidprompt.localize import localize\n"
+        "from vidprompt.localization import localize\n"
         f"clf = load_classifier({model!r}, {pretrained!r}, device={device!r}, batch_size=16, "
         f"num_workers={num_workers!r})\n"
         "start = time.perf_counter()\n"

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 PRELOAD = ["torch", "open_clip", "av", "vidprompt.cli", "vidprompt.classifier", "vidprompt.train",
-           "vidprompt.index", "vidprompt.evaluate"]
+           "vidprompt.index", "vidprompt.evaluation"]
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""vidprompt.evaluate: metrics against hand-computed values, the predictions file, resumable runs in-process."""
+"""vidprompt.evaluation: metrics against hand-computed values, the predictions file, resumable runs in-process."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vidprompt.errors import UsageError, VidpromptError
-from vidprompt.evaluate import (EvalRun, compute_metrics, confusion_matrix, evaluate, mean_class_accuracy,
+from vidprompt.evaluation import (EvalRun, compute_metrics, confusion_matrix, evaluate, mean_class_accuracy,
                                 per_class_accuracy, prediction_record, read_predictions, report_json,
                                 top_confusions, top_k_accuracy, write_report_files)
 

@@ -18,7 +18,7 @@ from vidprompt.errors import UsageError
 from vidprompt.index import VideoIndex, build_index
 from vidprompt.index import build as vpbuild
 from vidprompt.index import store as vpstore
-from vidprompt.localize import SlidingWindows, window_spans
+from vidprompt.localization import SlidingWindows, window_spans
 from vidprompt.methods import build_method
 from vidprompt.methods.base import normalize
 from vidprompt.video import ViewConfig

@@ -10,7 +10,7 @@ from conftest import TINY_CONFIG
 from media import write_video
 from vidprompt.classifier import VideoClassifier, load_classifier
 from vidprompt.errors import OptionValueError
-from vidprompt.localize import Window, localize, merge_segments, plot_timeline, window_spans
+from vidprompt.localization import Window, localize, merge_segments, plot_timeline, window_spans
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
 FPS = 10
@@ -102,7 +102,7 @@ def test_localize_recovers_the_segments_of_a_long_video(trained):
 
 
 def test_a_stride_below_one_frame_is_warned_about_and_raised_to_one_frame(trained, caplog):
-    from vidprompt.localize import SlidingWindows
+    from vidprompt.localization import SlidingWindows
 
     checkpoint, video = trained
     clf = load_classifier(checkpoint=str(checkpoint), device="cpu", num_workers=0)
@@ -131,7 +131,7 @@ def test_windows_decode_only_their_frames_and_workers_keep_time_order(trained, m
     parallel = localize(VideoClassifier(clf.model, clf.view, device="cpu", num_workers=2, batch_size=2,
                                         default_labels=clf.default_labels), video, window=1.5, stride=0.5)
     assert np.array_equal(parallel.probabilities, serial.probabilities)
-    from vidprompt.localize import SlidingWindows
+    from vidprompt.localization import SlidingWindows
 
     two_workers = VideoClassifier(clf.model, clf.view, device="cpu", num_workers=2, batch_size=2)
     order = [index for index, _, _ in SlidingWindows(two_workers, video, 1.5, 0.5).embeddings()]

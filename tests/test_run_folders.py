@@ -132,7 +132,7 @@ def clf():
 
 def test_eval_killed_anywhere_then_copied_or_moved_resumes_exactly(library, clf, tmp_path):
     from vidprompt.datasets import load_dataset
-    from vidprompt.evaluate import EvalRun
+    from vidprompt.evaluation import EvalRun
 
     dataset = load_dataset(None, data=str(library))
 

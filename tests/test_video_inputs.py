@@ -250,7 +250,7 @@ def test_localize_windows_follow_presentation_time_on_variable_frame_rate(tmp_pa
     """Two seconds of red at 10 fps, then half a second of blue at 40 fps: a window over [2.0, 2.5) s holds
     the 20 blue frames, which a frame-rate estimate would put elsewhere."""
     from vidprompt import load_classifier
-    from vidprompt.localize import SlidingWindows
+    from vidprompt.localization import SlidingWindows
     from vidprompt.video.reader import VideoReader
 
     frames = np.concatenate([solid_video((220, 30, 30), n=20, h=48, w=64),

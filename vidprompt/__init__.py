@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from .classifier import VideoClassifier, VideoResult, load_classifier
     from .config import TrainConfig, load_config
     from .datasets import load_dataset
-    from .evaluate import evaluate
+    from .evaluation import evaluate
     from .index import VideoIndex, build_index
-    from .localize import Localization, localize
+    from .localization import Localization, localize
     from .official import ConvertOptions
     from .train import train
     from .video import ViewConfig
@@ -39,11 +39,11 @@ _LAZY = {
     "load_config": "vidprompt.config",
     "train": "vidprompt.train",
     "load_dataset": "vidprompt.datasets",
-    "evaluate": "vidprompt.evaluate",
+    "evaluate": "vidprompt.evaluation",
     "VideoIndex": "vidprompt.index",
     "build_index": "vidprompt.index",
-    "localize": "vidprompt.localize",
-    "Localization": "vidprompt.localize",
+    "localize": "vidprompt.localization",
+    "Localization": "vidprompt.localization",
     "load_checkpoint": "vidprompt.checkpoint",
     "read_checkpoint_info": "vidprompt.checkpoint",
     "convert_checkpoint": "vidprompt.checkpoint",

@@ -1,6 +1,6 @@
 """``vidprompt eval``: accuracy of a zero-shot model or a trained checkpoint on a labelled dataset.
 
-Parse, call :mod:`vidprompt.evaluate`, render. Registered on the app by :mod:`vidprompt.cli`; like every command
+Parse, call :mod:`vidprompt.evaluation`, render. Registered on the app by :mod:`vidprompt.cli`; like every command
 it imports torch only when it runs.
 """
 
@@ -134,7 +134,7 @@ def eval_command(
     try:
         import torch
 
-        from ..evaluate import claim_out_dir
+        from ..evaluation import claim_out_dir
 
         lock = claim_out_dir(out)  # before the model loads: a busy folder is refused at once
         torch.manual_seed(runtime.seed)
@@ -174,7 +174,7 @@ def _run_settings(clf, runtime: RuntimeOptions) -> dict:
 def _evaluate(clf, data_set, out: Optional[Path], config: dict, quiet: bool) -> Optional[dict]:
     """Score the pending videos (resuming what ``out`` holds); the report on process 0, None elsewhere."""
     from .. import distributed
-    from ..evaluate import EvalRun
+    from ..evaluation import EvalRun
     from ..interrupts import doing
     from ..progress import progress_bar
 
@@ -200,7 +200,7 @@ def _evaluate(clf, data_set, out: Optional[Path], config: dict, quiet: bool) -> 
 
 def _finish(report: dict, out: Optional[Path], json_out: bool, strict: bool) -> None:
     """Print the report and set the exit status: 1 when nothing decoded, or (``strict``) when anything failed."""
-    from ..evaluate import report_json
+    from ..evaluation import report_json
 
     counts = report["counts"]
     for entry in report["failed"][:5]:

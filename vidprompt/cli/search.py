@@ -1,7 +1,7 @@
 """``vidprompt index``, ``search`` and ``localize``: find moments in a video library, and when each label
 happens in a long video.
 
-Parse, call :mod:`vidprompt.index` / :mod:`vidprompt.localize`, render. Registered on the app by
+Parse, call :mod:`vidprompt.index` / :mod:`vidprompt.localization`, render. Registered on the app by
 :mod:`vidprompt.cli`; like every command they import torch only when they run.
 """
 
@@ -224,7 +224,7 @@ def localize_command(
     quiet: Quiet = False,
 ) -> None:
     """When does each label happen in a long video: sliding windows merged into labelled segments."""
-    from ..localize import check_window
+    from ..localization import check_window
 
     label_list = labels.resolve(required=models.checkpoint is None)
     templates = models.templates()
@@ -246,7 +246,7 @@ def localize_command(
 
     from ..classifier import load_classifier
     from ..interrupts import doing
-    from ..localize import SlidingWindows, localize, plot_timeline
+    from ..localization import SlidingWindows, localize, plot_timeline
     from ..progress import progress_bar
 
     torch.manual_seed(runtime.seed)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import UsageError
 from ..fileio import atomic_write_json, make_folder
 from ..loader import VideoViews
-from ..localize import SlidingWindows
+from ..localization import SlidingWindows
 from ..locks import FileLock
 from ..video import absolute_source, is_url
 from .store import (EMBEDDINGS, PENDING, WINDOW_TIMES, WINDOWS, _build_identity, _check_folder, _Chunk,
