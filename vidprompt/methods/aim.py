@@ -17,6 +17,7 @@ import copy
 from typing import Sequence
 
 import torch
+from timm.layers import drop_path
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
@@ -60,11 +61,11 @@ class Adapter(nn.Module):
 class DropPath(nn.Module):
     """Stochastic depth on a residual branch: while training, drop the branch for whole videos.
 
-    Tokens arrive as ``[B*T, L, D]``; one keep/drop draw per video is shared by its ``T`` frames, so a dropped
-    branch is dropped for the whole clip, as stochastic depth means. (The official AIM code applies timm's
-    ``DropPath``, which draws along dim 0, to tokens laid out sequence-first, ``[L, B*T, D]``: one draw per
-    token position, shared by every frame of every video in the batch, so a dropped branch loses some token
-    positions of all clips at once.)
+    Tokens arrive as ``[B*T, L, D]``; viewed as ``[B, T, L, D]``, timm's ``drop_path`` (one draw per item of
+    dim 0) makes one keep/drop draw per video, shared by its ``T`` frames, so a dropped branch is dropped for
+    the whole clip, as stochastic depth means. (The official AIM code applies timm's ``DropPath`` to tokens laid
+    out sequence-first, ``[L, B*T, D]``: one draw per token position, shared by every frame of every video in
+    the batch, so a dropped branch loses some token positions of all clips at once.)
     """
 
     def __init__(self, rate: float = 0.0):
@@ -72,12 +73,7 @@ class DropPath(nn.Module):
         self.rate = float(rate)
 
     def forward(self, x: torch.Tensor, frames: int = 1) -> torch.Tensor:
-        if not self.training or self.rate == 0.0:
-            return x
-        keep = 1.0 - self.rate
-        videos = x.shape[0] // frames
-        mask = x.new_empty((videos,) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask.repeat_interleave(frames, dim=0) / keep
+        return drop_path(x.unflatten(0, (-1, frames)), self.rate, self.training).flatten(0, 1)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate:.3f}"
