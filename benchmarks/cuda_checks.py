@@ -26,7 +26,7 @@ def main() -> int:
         return 1
     import vidprompt
     from vidprompt.config import load_config
-    from vidprompt.train import train
+    from vidprompt.training import train
 
     print("device:", torch.cuda.get_device_name())
     failures = 0

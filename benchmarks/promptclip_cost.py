@@ -42,7 +42,7 @@ def main() -> None:
                 write_video(tmp / "data" / f"class {c}" / f"{i}.mp4", frames)
 
         from vidprompt.config import load_config
-        from vidprompt.train import Trainer
+        from vidprompt.training import Trainer
 
         cfg = load_config(None, None, data=str(tmp / "data"), val_fraction=0.0, model=args.model,
                           pretrained="none", frames=args.frames, epochs=args.epochs, device=args.device,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-PRELOAD = ["torch", "open_clip", "av", "vidprompt.cli", "vidprompt.classifier", "vidprompt.train",
+PRELOAD = ["torch", "open_clip", "av", "vidprompt.cli", "vidprompt.classifier", "vidprompt.training",
            "vidprompt.index", "vidprompt.evaluation"]
 
 

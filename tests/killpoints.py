@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-# What the training loop saves its run folder with (vidprompt.train imports these names).
+# What the training loop saves its run folder with (vidprompt.training imports these names).
 TRAIN_WRITERS = ("save_checkpoint", "atomic_write", "atomic_write_text")
 
 

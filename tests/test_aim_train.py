@@ -88,9 +88,9 @@ def labelled(pairs):
 
 @pytest.fixture(scope="module")
 def trained(motion, tmp_path_factory):
-    """One AIM run through ``vidprompt.train.train``; the Trainer is recorded to reach the in-memory model,
+    """One AIM run through ``vidprompt.training.train``; the Trainer is recorded to reach the in-memory model,
     with a copy of the backbone's weights and of the trained tensors taken before the first step."""
-    import vidprompt.train as train_module
+    import vidprompt.training as train_module
 
     root, pairs = motion
     out = tmp_path_factory.mktemp("aim-run") / "run"

@@ -56,7 +56,7 @@ def trained(tmp_path_factory):
     """A PromptCLIP checkpoint trained on short noisy solid-colour clips (3 classes), and a long video made
     of segments of those colours."""
     from vidprompt.config import load_config
-    from vidprompt.train import train
+    from vidprompt.training import train
 
     root = tmp_path_factory.mktemp("colours")
     rng = np.random.default_rng(0)

@@ -342,7 +342,7 @@ def test_drop_path_drops_whole_videos():
 def test_weight_decay_follows_the_official_recipes(backbone):
     from vidprompt.methods.aim import AIM
     from vidprompt.methods.promptclip import PromptCLIP
-    from vidprompt.train import _param_groups
+    from vidprompt.training import _param_groups
 
     aim = AIM(backbone, num_frames=4)
     decayed, exempt = _param_groups(aim, 0.05)

@@ -17,7 +17,7 @@ from vidprompt.checkpoint import load_checkpoint, read_checkpoint
 from vidprompt.classifier import VideoClassifier, load_classifier
 from vidprompt.config import load_config
 from vidprompt.methods.zeroshot import ZeroShotCLIP
-from vidprompt.train import Trainer, train
+from vidprompt.training import Trainer, train
 from vidprompt.video import ViewConfig
 
 CLASSES = {"moving right": "right", "moving left": "left"}
@@ -139,7 +139,7 @@ def test_interrupted_training_resumes_to_identical_tensors(motion, tmp_path, cac
 def test_a_kill_between_any_two_saved_files_loses_nothing(motion, tmp_path, cache_dir):
     """Each epoch writes several files (checkpoints, metrics, state). Killed right after any one of them and
     resumed, the run ends with the files of an uninterrupted run: best.safetensors included."""
-    import vidprompt.train as train_module
+    import vidprompt.training as train_module
 
     def config(out):
         return motion_config(motion, tmp_path / out, epochs=3, batch_size=8)
@@ -316,7 +316,7 @@ def test_a_run_started_with_the_older_weight_decay_groups_resumes_exactly(motion
                                                                           monkeypatch, caplog):
     """Runs started before vidprompt followed the official weight-decay rule kept norms, biases and embeddings
     out of decay: resumed now, they keep those groups and end where an uninterrupted run of that rule ends."""
-    import vidprompt.train as training
+    import vidprompt.training as training
 
     def legacy(model, weight_decay):
         decay, no_decay = training._legacy_groups(model)

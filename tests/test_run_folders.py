@@ -74,10 +74,10 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def test_training_killed_anywhere_then_copied_or_moved_resumes_exactly(motion, tmp_path, cache_dir):
-    import vidprompt.train as train_module
+    import vidprompt.training as train_module
     from vidprompt.checkpoint import read_checkpoint
     from vidprompt.config import load_config
-    from vidprompt.train import train
+    from vidprompt.training import train
 
     def config(out):
         return load_config(None, None, data=str(motion), model=str(TINY_CONFIG), pretrained="none", epochs=3,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .index import VideoIndex, build_index
     from .localization import Localization, localize
     from .official import ConvertOptions
-    from .train import train
+    from .training import train
     from .video import ViewConfig
 
 _LAZY = {
@@ -37,7 +37,7 @@ _LAZY = {
     "build_backbone": "vidprompt.backbone",
     "TrainConfig": "vidprompt.config",
     "load_config": "vidprompt.config",
-    "train": "vidprompt.train",
+    "train": "vidprompt.training",
     "load_dataset": "vidprompt.datasets",
     "evaluate": "vidprompt.evaluation",
     "VideoIndex": "vidprompt.index",

@@ -218,17 +218,3 @@ def warn_random_weights(pretrained: str | None) -> None:
         log.warning("warning: --pretrained none builds random weights; predictions are meaningless "
                     "(use it for tests and benchmarks)")
 
-
-def _default_style(alias, default):  # TEMPORARY while cli/train.py moves to the aliases
-    from copy import copy
-
-    info = copy(typing.get_args(alias)[1])
-    info.param_decls = (info.default, *(info.param_decls or ()))
-    info.default = default
-    return info
-
-
-ModelOpt = _default_style(Model, None)
-PretrainedOpt = _default_style(Pretrained, None)
-QuietOpt = _default_style(Quiet, False)
-WorkersOpt = _default_style(Workers, None)
