@@ -24,8 +24,8 @@ from torch.nn import functional as F
 from . import distributed
 from .backbone import build_backbone
 from .checkpoint import save_checkpoint
-from .config import TrainConfig, load_config, save_config
-from .errors import UsageError, VidpromptError
+from .config import RESUME_OVERRIDES, TrainConfig, load_config, save_config
+from .errors import OptionValueError, UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_text, check_output_folder, make_folder
 from .locks import claim
 from .methods import build_method
@@ -36,8 +36,6 @@ from .video import ViewConfig, resolve_decoder
 
 log = logging.getLogger(__name__)
 STATE_FILE = "state.pt"
-# Where a run executes, not what it computes (every decoder gives the same frames: tests/test_decoders.py).
-RESUME_OVERRIDES = ("num_workers", "device", "decoder")
 RUN_LOCK = ".run.lock"  # held by the main process while it trains: two runs never write one folder
 
 
@@ -107,7 +105,7 @@ def _legacy_groups(model: VideoTextModel) -> tuple[list, list]:
     return decay, no_decay
 
 
-def _scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr: float, lr: float):
+def _scheduler(optimizer, warmup_steps: int, total_steps: int, min_lr: float):
     """Linear warm-up then cosine, stepped per optimiser step (torch's own schedulers)."""
     from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
 
@@ -145,12 +143,7 @@ class _LossModule(torch.nn.Module):
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, progress: bool = True):
-        self.cfg = cfg.resolved()
-        cfg = self.cfg
-        if cfg.batch_size < 1 or cfg.accumulate < 1 or cfg.epochs < 1:
-            raise UsageError("epochs, batch_size and accumulate must be at least 1")
-        if cfg.method == "promptclip" and cfg.cache_views < 1:
-            raise UsageError("cache_views must be at least 1")
+        self.cfg = cfg = cfg.resolved()  # checked: every bound of TrainConfig holds from here on
         self.progress = progress
         self.out = Path(cfg.out)
         # Under torchrun: join the process group; each rank gets its own GPU (or CPU with gloo).
@@ -165,7 +158,7 @@ class Trainer:
             self.cfg = cfg = dataclasses.replace(cfg, batch_size=most)
         backbone = build_backbone(cfg.model, cfg.pretrained)
         torch.manual_seed(cfg.seed)  # the initial prompts / temporal weights / adapters
-        self.model = build_method(cfg.method, backbone, **self._method_hparams()).to(self.device)
+        self.model = build_method(cfg.method, backbone, **cfg.method_options()).to(self.device)
         self.preprocessor = FramePreprocessor(backbone.preprocess_cfg, crops=1)
         self.step_module = _LossModule(self.model, self.data.classes, self.preprocessor)
         self.loss_module = self.step_module
@@ -184,21 +177,12 @@ class Trainer:
         per_epoch = math.ceil(len(self.data.train_paths) / self.global_batch)
         self.steps_per_epoch = per_epoch
         self.scheduler = _scheduler(self.optimizer, round(cfg.warmup_epochs * per_epoch), per_epoch * cfg.epochs,
-                                    cfg.min_lr, cfg.lr)
+                                    cfg.min_lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.epoch = 0  # epochs completed
         self.history: list[dict] = []
         self.best: float | None = None
         self._features: dict[str, object] | None = None
-
-    def _method_hparams(self) -> dict:
-        cfg = self.cfg
-        if cfg.method == "promptclip":
-            return {"n_prefix": cfg.n_prefix, "n_suffix": cfg.n_suffix, "temporal_layers": cfg.temporal_layers,
-                    "temporal_heads": cfg.temporal_heads, "max_frames": cfg.frames}
-        return {"num_frames": cfg.frames, "adapter_positions": cfg.adapter_positions,
-                "bottleneck_ratio": cfg.bottleneck_ratio, "joint_scale": cfg.joint_scale,
-                "drop_path": cfg.drop_path, "grad_checkpointing": cfg.grad_checkpointing}
 
     # --- state ----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -360,19 +344,19 @@ class Trainer:
                 yield feats.to(self.device).float(), torch.tensor([self.data.train_labels[i] for i, _ in picked],
                                                                   device=self.device)
             return
-        from .loader import VideoViews, iterate_views
+        from .embedding import decoded
+        from .loader import VideoViews
 
         paths = [self.data.train_paths[i] for i in order]
         labels = [self.data.train_labels[i] for i in order]
         dataset = VideoViews(paths, self.view, self.preprocessor, seed=cfg.seed, draw=epoch, decoder=self.decoder)
-        for batch in iterate_views(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
-            good = [item for item in batch if item.frames is not None]
-            if not good:
+        for batch in decoded(dataset, cfg.batch_size, cfg.num_workers, self.device.type == "cuda"):
+            if batch.frames is None:
                 if self.world > 1:
                     yield self._placeholder(None), None
                 continue
-            frames = torch.stack([item.frames[0] for item in good]).to(self.device, non_blocking=True)
-            yield frames, torch.tensor([labels[item.index] for item in good], device=self.device)
+            frames = batch.frames[:, 0].to(self.device, non_blocking=True)  # one view per video while training
+            yield frames, torch.tensor([labels[item.index] for item in batch.good], device=self.device)
 
     def _cached_draw(self, tables: list[dict], i: int, draw: int) -> torch.Tensor | None:
         """Video ``i``'s features from its drawn sampling, or the next one that decoded (a file can fail in
@@ -402,14 +386,14 @@ class Trainer:
                 feats = torch.stack([table[p] for p in paths[start:start + 256]])
                 yield feats.to(self.device).float(), torch.tensor(labels[start:start + 256])
             return
-        from .loader import VideoViews, iterate_views
+        from .embedding import decoded
+        from .loader import VideoViews
 
         dataset = VideoViews(self.data.val_paths, self.view, self.preprocessor, decoder=self.decoder)
-        for batch in iterate_views(dataset, self.cfg.batch_size, self.cfg.num_workers):
-            good = [item for item in batch if item.frames is not None]
-            if good:
-                frames = torch.stack([item.frames[0] for item in good]).to(self.device)
-                yield frames, torch.tensor([self.data.val_labels[item.index] for item in good])
+        for batch in decoded(dataset, self.cfg.batch_size, self.cfg.num_workers):
+            if batch.frames is not None:
+                yield (batch.frames[:, 0].to(self.device),
+                       torch.tensor([self.data.val_labels[item.index] for item in batch.good]))
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -431,7 +415,7 @@ class Trainer:
 
         cfg = self.cfg
         main = distributed.is_main()
-        if self.model.frame_features_cacheable and cfg.method != "zeroshot":
+        if self.model.frame_features_cacheable:
             self._features = self._cached_features()
             readable = {path for table in self._features["train"] for path in table}
         else:
@@ -490,6 +474,15 @@ class Trainer:
         self.scheduler.step()
 
 
+def _run_folder(path: str | Path, create: bool = False) -> Path:
+    """The run folder ``out``, checked (``create``: made) now, not after hours of work; a bad one is an error
+    on ``out``, which the command line reports as its flag."""
+    try:
+        return make_folder(path, "out") if create else check_output_folder(path, "out")
+    except UsageError as exc:
+        raise OptionValueError("out", str(exc)) from None
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
           overrides: dict | None = None) -> dict:
     """Train (or resume) a run in ``cfg.out``; returns a summary with the metrics history.
@@ -497,11 +490,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     A resumed run takes its saved config; ``overrides`` may change only where it runs
     (:data:`RESUME_OVERRIDES`), e.g. more decoding workers on another machine.
     """
-    out = check_output_folder(cfg.out, "--out")
+    out = _run_folder(cfg.out)
     state = out / STATE_FILE
     if resume:
         if not (out / "config.yaml").is_file():
-            raise UsageError(f"--resume {out}: no run here (config.yaml missing)")
+            raise UsageError(f"{out}: no run to resume (config.yaml missing)")
         unknown = sorted(set(overrides or {}) - set(RESUME_OVERRIDES))
         if unknown:
             raise UsageError(f"a resumed run keeps its saved config; only {', '.join(RESUME_OVERRIDES)} may "
@@ -509,7 +502,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         # The folder given is the run, wherever it was created: a copied or moved run writes only here.
         cfg = dataclasses.replace(load_config(out / "config.yaml"), out=str(out), **(overrides or {}))
     elif state.exists():
-        raise UsageError(f"{out} already holds a run; use --resume {out} or another --out")
+        raise OptionValueError("out", f"out {out} already holds a run: continue it with resume (`vidprompt train-prompts --resume {out}`) or train into another folder")
     busy = f"{out} is being trained by another `vidprompt train-prompts`"
     # A folder another run is training is refused before any data or model loads; a new folder is created only
     # once the config and data are known to be good.
@@ -517,7 +510,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     try:
         trainer = Trainer(cfg, progress=progress)
         if distributed.is_main():
-            make_folder(out, "--out")
+            _run_folder(out, create=True)
             lock = lock or claim(out / RUN_LOCK, busy)
             save_config(trainer.cfg, out / "config.yaml")
         if resume and state.exists():
