@@ -131,6 +131,21 @@ def _class_rng(seed: int, class_name: str, purpose: str) -> random.Random:
     return random.Random(f"{purpose}:{seed}:{class_name}")
 
 
+def located_samples(entries, find, index_of: dict[str, int], classes: Sequence[str],
+                    ) -> tuple[list[VideoSample], list[str]]:
+    """Annotated ``(path as written, class)`` pairs -> samples for the files ``find(written, class)`` locates,
+    and the paths it does not."""
+    samples: list[VideoSample] = []
+    missing: list[str] = []
+    for written, cls in entries:
+        path = find(written, cls)
+        if path is None:
+            missing.append(written)
+            continue
+        samples.append(VideoSample(path=path, label=classes[index_of[cls]], index=index_of[cls]))
+    return samples, missing
+
+
 def make_dataset(name: str, classes: Sequence[str], samples: list[VideoSample], missing: list[str],
                  source: str) -> VideoDataset:
     """Final checks shared by the parsers: nothing found is an error, some clips missing is a warning."""

@@ -14,7 +14,7 @@ from typing import Sequence
 from ..errors import UsageError
 from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoDataset, VideoSample, as_path, check_choice, make_dataset
+from .base import VideoDataset, as_path, check_choice, located_samples, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -62,9 +62,7 @@ def load_hmdb51(root: str | Path, splits_dir: str | Path | None = None, split: i
 
     matcher = LabelMatcher(load_label_set("hmdb51") if label_list is None else label_list)
     index_of = matcher.require(per_class, where=f"HMDB51 split files in {folder}")
-    files = FileIndex(root)
-    samples: list[VideoSample] = []
-    missing: list[str] = []
+    entries = []  # (path under the root, class)
     for cls, split_file in per_class.items():
         for line_no, line in enumerate(read_text_file(split_file, "HMDB51 split file").splitlines(), start=1):
             line = line.strip()
@@ -73,15 +71,11 @@ def load_hmdb51(root: str | Path, splits_dir: str | Path | None = None, split: i
             parts = line.rsplit(None, 1)
             if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
                 raise UsageError(f"{split_file}:{line_no}: expected '<video> <tag 0/1/2>', got {line!r}")
-            if parts[1] != TAGS[subset]:
-                continue
-            relative = f"{cls}/{parts[0]}"
-            path = files.find(relative)
-            if path is None:
-                missing.append(relative)
-                continue
-            index = index_of[cls]
-            samples.append(VideoSample(path=path, label=matcher.labels[index], index=index))
+            if parts[1] == TAGS[subset]:
+                entries.append((f"{cls}/{parts[0]}", cls))
+    files = FileIndex(root)
+    samples, missing = located_samples(entries, lambda written, _: files.find(written), index_of,
+                                       matcher.labels)
     samples.sort(key=lambda s: (s.index, str(s.path)))
     return make_dataset(name or f"hmdb51 split {split} {subset}", matcher.labels, samples, missing,
                         source=f"split {split} files in {folder}")

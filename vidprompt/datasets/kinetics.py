@@ -18,7 +18,7 @@ from typing import Sequence
 from ..errors import UsageError
 from ..fileio import read_text_file
 from ..labels import label_key
-from .base import VideoDataset, VideoSample, as_path, make_dataset
+from .base import VideoDataset, as_path, located_samples, make_dataset
 from .files import index_videos
 from .matching import LabelMatcher
 
@@ -53,16 +53,14 @@ def load_kinetics(annotations: str | Path, root: str | Path, label_list: Sequenc
 
     videos = index_videos(root, key=lambda p: p.stem[:YOUTUBE_ID_LENGTH])
     rows_per_id = Counter(row[2] for row in rows)
-    samples: list[VideoSample] = []
-    missing: list[str] = []
-    for _, label, youtube_id, start, end in rows:
-        stem = clip_stem(youtube_id, start, end)
-        path = _pick(videos.get(youtube_id, []), stem, label, only_clip_of_its_id=rows_per_id[youtube_id] == 1)
-        if path is None:
-            missing.append(stem)
-            continue
-        index = index_of[label]
-        samples.append(VideoSample(path=path, label=matcher.labels[index], index=index))
+    id_of = {clip_stem(youtube_id, start, end): youtube_id for _, _, youtube_id, start, end in rows}
+
+    def find(stem: str, label: str):
+        youtube_id = id_of[stem]
+        return _pick(videos.get(youtube_id, []), stem, label, only_clip_of_its_id=rows_per_id[youtube_id] == 1)
+
+    entries = [(clip_stem(youtube_id, start, end), label) for _, label, youtube_id, start, end in rows]
+    samples, missing = located_samples(entries, find, index_of, matcher.labels)
     return make_dataset(name, matcher.labels, samples, missing, source=str(csv_path))
 
 

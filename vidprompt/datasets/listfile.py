@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..fileio import read_text_file
 from ..labels import label_key
 from ..video import is_url
-from .base import VideoDataset, VideoSample, as_path, make_dataset
+from .base import VideoDataset, as_path, located_samples, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -49,15 +49,8 @@ def load_list_file(list_file: str | Path, root: str | Path | None = None,
 
     classes, index_of = _label_indices(rows, label_list, list_file)
     files = FileIndex(root)
-    samples: list[VideoSample] = []
-    missing: list[str] = []
-    for _, path_text, label in rows:
-        path = path_text if is_url(path_text) else files.find(path_text)
-        if path is None:
-            missing.append(path_text)
-            continue
-        index = index_of[label]
-        samples.append(VideoSample(path=path, label=classes[index], index=index))
+    samples, missing = located_samples(((path_text, label) for _, path_text, label in rows),
+                                       lambda text, _: text if is_url(text) else files.find(text), index_of, classes)
     return make_dataset(name, classes, samples, missing, source=str(list_file))
 
 

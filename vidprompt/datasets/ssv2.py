@@ -14,7 +14,7 @@ from typing import Sequence
 from ..errors import UsageError
 from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoDataset, VideoSample, as_path, make_dataset
+from .base import VideoDataset, as_path, located_samples, make_dataset
 from .files import index_videos
 from .matching import LabelMatcher
 
@@ -76,15 +76,8 @@ def load_ssv2(annotations: str | Path, root: str | Path, labels_json: str | Path
     index_of = matcher.require((cls for _, cls in entries), where=str(ann_path))
 
     videos = index_videos(root, key=lambda p: p.stem)
-    samples: list[VideoSample] = []
-    missing: list[str] = []
-    for video_id, cls in entries:
-        found = videos.get(video_id)
-        if not found:
-            missing.append(video_id)
-            continue
-        index = index_of[cls]
-        samples.append(VideoSample(path=found[0], label=matcher.labels[index], index=index))
+    samples, missing = located_samples(entries, lambda video_id, _: (videos.get(video_id) or [None])[0], index_of,
+                                       matcher.labels)
     return make_dataset(name, matcher.labels, samples, missing, source=str(ann_path))
 
 

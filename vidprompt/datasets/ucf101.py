@@ -15,7 +15,7 @@ from typing import Sequence
 from ..errors import UsageError
 from ..fileio import read_text_file
 from ..labels import load_label_set
-from .base import VideoDataset, VideoSample, as_path, check_choice, make_dataset
+from .base import VideoDataset, as_path, check_choice, located_samples, make_dataset
 from .files import FileIndex
 from .matching import LabelMatcher
 
@@ -73,15 +73,8 @@ def load_ucf101(root: str | Path, splits_dir: str | Path | None = None, split: i
 
     index_of = matcher.require((cls for _, cls in entries), where=str(list_path))
     files = FileIndex(root)
-    samples: list[VideoSample] = []
-    missing: list[str] = []
-    for path_text, cls in entries:
-        path = files.find(path_text)
-        if path is None:
-            missing.append(path_text)
-            continue
-        index = index_of[cls]
-        samples.append(VideoSample(path=path, label=matcher.labels[index], index=index))
+    samples, missing = located_samples(entries, lambda written, _: files.find(written), index_of,
+                                       matcher.labels)
     return make_dataset(name or f"ucf101 split {split} {subset}", matcher.labels, samples, missing,
                         source=str(list_path))
 
