@@ -52,3 +52,26 @@ def test_threaded_decoding_keeps_input_order(dataset):
         assert item.error == expected.error
         if item.error is None:
             assert torch.equal(item.frames, expected.frames) and item.decoder == "pyav"
+
+
+def test_the_embedding_stream_encodes_the_decoded_and_carries_the_failed_in_order(dataset):
+    """embedding.embedded: one encode call per batch with only the decoded videos; every input comes back in
+    input order with its row or its error; progress counts every input once."""
+    from vidprompt.embedding import decoded, embedded
+
+    calls, counted = [], []
+
+    def encode(frames):
+        calls.append(frames.shape[0])
+        return frames.flatten(1).float().mean(dim=1, keepdim=True)
+
+    batches = list(embedded(decoded(dataset, batch_size=4, num_workers=0), encode, counted.append))
+    videos = [video for batch in batches for video in batch]
+    assert [video.index for video in videos] == list(range(len(NAMES)))
+    assert calls == [3, 3, 1]  # "empty" and "not_video" never reach the model
+    assert sum(counted) == len(NAMES)
+    for video in videos:
+        failed = NAMES[video.index] in ("empty", "not_video")
+        assert (video.embedding is None) == failed and (video.error is not None) == failed
+        if not failed:
+            assert torch.equal(video.embedding, dataset[video.index].frames.flatten().float().mean()[None])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass
+from typing import Annotated, Optional
 
 import typer
 
 from ..errors import UsageError
-from .options import user_view
+from .options import (Clips, Crops, Frames, LabelOptions, Labels, LabelSet, LabelsFile, Model, Pretrained, Sampling,
+                      Stride, ViewOptions, command, noted)
 
 
 def inspect(
@@ -53,44 +55,55 @@ def inspect(
 _PUBLISHED = "the published protocol's, from the file's config"
 
 
+@dataclass(frozen=True)
+class HeadLabels(LabelOptions):
+    """convert: the names of a published head's classes, in the head's order."""
+
+    labels: noted(Labels, "", help="Class names, comma-separated, in the head's order.") = None
+    labels_file: noted(LabelsFile, "", help="Class names, one per line, in the head's order (AIM) or the training "
+                                            "classes (PromptCLIP).") = None
+    label_set: noted(LabelSet, "", help="Built-in label set of the head's classes: k400, k700, ssv2...",
+                     show_default="the one the training data names") = None
+
+
+@dataclass(frozen=True)
+class PublishedViews(ViewOptions):
+    """convert: the views a published file was tested with, unless given."""
+
+    frames: noted(Frames, "", show_default=_PUBLISHED) = None
+    sampling: noted(Sampling, "", help="segment, dense, mmaction-dense or mmaction-uniform.",
+                    show_default=_PUBLISHED) = None
+    stride: noted(Stride, "", show_default=_PUBLISHED) = None
+    clips: noted(Clips, "", help="Temporal clips (views) per video.", show_default=_PUBLISHED) = None
+    crops: noted(Crops, "", help="Spatial crops per clip.", show_default=_PUBLISHED) = None
+
+
+@command
 def convert(
-    source: Path = typer.Argument(..., help="A published AIM (mmaction .pth) or PromptCLIP (.pth.tar) checkpoint."),
-    out: Path = typer.Option(..., "--out", "-o", help="The vidprompt checkpoint to write (.safetensors)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", show_default="inferred from the tensors",
-                                        help="open_clip model name or config JSON of the file's backbone."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", "-p", show_default="openai",
-                                             help="The frozen CLIP weights: tag or local weights file."),
-    labels: Optional[str] = typer.Option(None, "--labels", "-l",
-                                         help="Class names, comma-separated, in the head's order."),
-    labels_file: Optional[Path] = typer.Option(None, "--labels-file",
-                                               help="Class names, one per line, in the head's order (AIM) or the "
-                                                    "training classes (PromptCLIP)."),
-    label_set: Optional[str] = typer.Option(None, "--label-set", show_default="the one the training data names",
-                                            help="Built-in label set of the head's classes: k400, k700, ssv2..."),
-    frames: Optional[int] = typer.Option(None, "--frames", "-f", show_default=_PUBLISHED,
-                                         help="Frames per temporal clip."),
-    sampling: Optional[str] = typer.Option(None, "--sampling", show_default=_PUBLISHED,
-                                           help="segment, dense, mmaction-dense or mmaction-uniform."),
-    stride: Optional[int] = typer.Option(None, "--stride", show_default=_PUBLISHED,
-                                         help="Frame interval for dense sampling."),
-    clips: Optional[int] = typer.Option(None, "--clips", show_default=_PUBLISHED,
-                                        help="Temporal clips (views) per video."),
-    crops: Optional[int] = typer.Option(None, "--crops", show_default=_PUBLISHED, help="Spatial crops per clip."),
-    prefix: Optional[int] = typer.Option(None, "--prefix", show_default="from the official run folder",
-                                         help="PromptCLIP: learned prompt vectors before the class name."),
-    suffix: Optional[int] = typer.Option(None, "--suffix", show_default="from the official run folder",
-                                         help="PromptCLIP: learned prompt vectors after the class name."),
-    temporal_heads: Optional[int] = typer.Option(None, "--temporal-heads", show_default="8",
-                                                 help="PromptCLIP: attention heads of the temporal Transformer."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
-    json_out: bool = typer.Option(False, "--json", help="Print the written checkpoint's metadata as JSON."),
+    source: Annotated[Path, typer.Argument(help="A published AIM (mmaction .pth) or PromptCLIP (.pth.tar) "
+                                                "checkpoint.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The vidprompt checkpoint to write (.safetensors).")],
+    model: noted(Model, "", help="open_clip model name or config JSON of the file's backbone.",
+                 show_default="inferred from the tensors") = None,
+    pretrained: noted(Pretrained, "", help="The frozen CLIP weights: tag or local weights file.",
+                      show_default="openai") = None,
+    labels: HeadLabels = HeadLabels(),
+    views: PublishedViews = PublishedViews(),
+    prefix: Annotated[Optional[int], typer.Option(
+        "--prefix", show_default="from the official run folder",
+        help="PromptCLIP: learned prompt vectors before the class name.")] = None,
+    suffix: Annotated[Optional[int], typer.Option(
+        "--suffix", show_default="from the official run folder",
+        help="PromptCLIP: learned prompt vectors after the class name.")] = None,
+    temporal_heads: Annotated[Optional[int], typer.Option(
+        "--temporal-heads", show_default="8", help="PromptCLIP: attention heads of the temporal Transformer.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the written checkpoint's metadata as JSON.")] = False,
 ) -> None:
     """Convert a published AIM or PromptCLIP checkpoint into a vidprompt checkpoint, safely and exactly.
 
     No code in the file runs; the converted model computes the official model's outputs, and the file's frozen
     CLIP weights are checked against --model/--pretrained."""
-    from ..labels import resolve_labels
-
     if out.exists() and source.exists() and out.resolve() == source.resolve():
         raise UsageError(f"--out {out} is the file being converted; write the checkpoint elsewhere")
     if out.exists() and not force:
@@ -100,15 +113,12 @@ def convert(
             raise UsageError(f"{name} must be 0 or more (got {value})")
     if temporal_heads is not None and temporal_heads < 1:
         raise UsageError(f"--temporal-heads must be at least 1 (got {temporal_heads})")
-    classes = resolve_labels(labels, labels_file, label_set, required=False)
-    given = {"frames": frames, "sampling": sampling.strip().lower() if sampling else None, "stride": stride,
-             "clips": clips, "crops": crops}
-    user_view(None, {k: v for k, v in given.items() if v is not None})  # out-of-range values: a usage error now
+    classes = labels.resolve(required=False)
+    views.view()  # out-of-range values: a usage error now
     from ..checkpoint import convert_checkpoint
     from ..official import ConvertOptions
 
-    options = ConvertOptions(model=model, pretrained=pretrained, classes=classes,
-                             view={k: v for k, v in given.items() if v is not None}, n_prefix=prefix,
+    options = ConvertOptions(model=model, pretrained=pretrained, classes=classes, view=views.given(), n_prefix=prefix,
                              n_suffix=suffix, temporal_heads=temporal_heads, require_head_names=True)
     from ..interrupts import doing
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError, VidpromptError
 from .options import (Checkpoint, Clips, Crops, Frames, LabelOptions, Model, ModelOptions, Pretrained, Quiet,
-                      RuntimeOptions, Sampling, Stride, ViewOptions, command, noted, warn_random_weights)
+                      RuntimeOptions, Sampling, Strict, Stride, ViewOptions, command, noted, warn_random_weights)
 
 log = logging.getLogger("vidprompt")
 
@@ -106,7 +106,7 @@ def eval_command(
         "--out", "-o", help="Folder for report.json, per_class.csv, predictions.jsonl and plots. A rerun with the "
                             "same folder resumes where the last one stopped.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON instead of the summary.")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any video could not be decoded.")] = False,
+    strict: noted(Strict, "", help="Exit 1 when any video could not be decoded.") = False,
     quiet: Quiet = False,
 ) -> None:
     """Measure top-1/top-5/mean-class accuracy on a labelled dataset (resumable with --out).

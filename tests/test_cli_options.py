@@ -1,0 +1,78 @@
+"""Every shared option of the CLI is declared once (cli/options.py), and option groups reach a command as one
+object: the spread flags, the defaults and the per-command variants."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.testing import CliRunner
+
+import vidprompt.cli
+from vidprompt.cli.options import RuntimeOptions, ViewOptions, command
+
+CLI = Path(vidprompt.cli.__file__).parent
+# The same flag for a different thing in different commands: each command's own output or target, and
+# localize's windows (seconds), which are not the frame sampling's.
+PER_COMMAND = {"--json": "what the command prints", "--out": "what it writes", "--top-k": "results per video or "
+               "query", "--window": "index: optional windows; localize: the window", "--stride": "localize: seconds"}
+
+
+def _declared_flags() -> list[tuple[str, str]]:
+    """``(flag, file)`` for every flag written in a ``typer.Option(...)`` of the CLI package."""
+    found = []
+    for path in sorted(CLI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "typer.Option":
+                found += [(arg.value, path.name) for arg in node.args
+                          if isinstance(arg, ast.Constant) and str(arg.value).startswith("--")]
+    return found
+
+
+def test_each_shared_option_is_declared_once():
+    seen: dict[str, list[str]] = {}
+    for flag, where in _declared_flags():
+        seen.setdefault(flag, []).append(where)
+    repeated = {flag: files for flag, files in seen.items() if len(files) > 1 and flag not in PER_COMMAND}
+    assert not repeated
+    shared = {flag for flag, where in _declared_flags() if where == "options.py"}
+    assert {"--model", "--checkpoint", "--labels", "--frames", "--device", "--batch-size", "--seed"} <= shared
+
+
+def test_groups_are_spread_into_flags_and_rebuilt_for_the_command():
+    received = {}
+
+    @command
+    def run(video: Annotated[str, typer.Argument()], views: ViewOptions = ViewOptions(),
+            runtime: RuntimeOptions = RuntimeOptions(),
+            stride: Annotated[float, typer.Option("--window-stride")] = 1.0) -> None:
+        received.update(video=video, views=views, runtime=runtime, stride=stride)
+
+    app = typer.Typer()
+    app.command()(run)
+    app.command("other")(lambda: None)  # two commands, so ``run`` is a sub-command, as in vidprompt
+    result = CliRunner().invoke(app, ["run", "a.mp4", "--frames", "16", "--sampling", " Dense ", "-b", "2",
+                                      "--window-stride", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert received["views"] == ViewOptions(frames=16, sampling=" Dense ")
+    assert received["views"].given() == {"frames": 16, "sampling": "dense"}
+    assert received["runtime"] == RuntimeOptions(batch_size=2)  # the rest are the declared defaults
+    assert received["stride"] == 0.5 and received["video"] == "a.mp4"
+
+
+def test_localize_has_both_strides_and_its_own_batch_default():
+    from vidprompt.cli.search import WindowRuntime, WindowViews
+
+    assert WindowRuntime().batch_size == 8 and RuntimeOptions().batch_size == 4
+    result = CliRunner().invoke(vidprompt.cli.app, ["localize", "--help"], env={"COLUMNS": "200"})
+    assert "--frame-stride" in result.output and "--stride" in result.output
+    assert "Windows per forward pass" in result.output
+    # a bad frame interval names the flag the user typed
+    import pytest
+
+    from vidprompt.errors import UsageError
+
+    with pytest.raises(UsageError, match="^--frame-stride must be at least 1"):
+        WindowViews(sampling="dense", stride=0).view()
