@@ -210,14 +210,14 @@ def test_a_missing_backend_is_a_usage_error_with_the_install_command(monkeypatch
     monkeypatch.setitem(decoders_module._MODULES, "decord", "vidprompt_no_such_module")
     decoders_module.unavailable_reason.cache_clear()
     try:
-        with pytest.raises(UsageError, match=r"--decoder decord: decord is not installed; install it with: "
+        with pytest.raises(UsageError, match=r"^decoder decord: decord is not installed; install it with: "
                                              r"pip install decord"):
             resolve_decoder("decord")
         assert "decord" not in resolve_decoder("auto").backends
     finally:
         monkeypatch.undo()
         decoders_module.unavailable_reason.cache_clear()
-    with pytest.raises(UsageError, match="--decoder must be one of auto, pyav, decord, torchcodec"):
+    with pytest.raises(UsageError, match="^decoder must be one of auto, pyav, decord, torchcodec"):
         resolve_decoder("ffmpeg")
 
 

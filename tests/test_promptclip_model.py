@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+from vidprompt.errors import OptionValueError
 from vidprompt.methods.promptclip import PromptCLIP, PromptedTextEncoder
 from vidprompt.methods.zeroshot import ZeroShotCLIP
 
@@ -98,9 +99,10 @@ def test_other_frame_counts_resample_the_positions_by_segment_centre(tiny_backbo
 
 
 def test_heads_must_divide_embed_dim(tiny_backbone):
-    with pytest.raises(ValueError, match="heads"):
+    with pytest.raises(OptionValueError, match="^temporal_heads must be a divisor") as caught:
         PromptCLIP(tiny_backbone, temporal_heads=5)
-    with pytest.raises(ValueError, match="no room"):
+    assert caught.value.field == "temporal_heads"
+    with pytest.raises(OptionValueError, match="no room"):
         PromptCLIP(tiny_backbone, n_prefix=40, n_suffix=40)
 
 

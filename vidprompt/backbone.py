@@ -174,8 +174,8 @@ def _fetch_tagged_weights(name: str, tag: str) -> tuple[str, dict]:
     local = _cached_tag_weights(cfg)
     if local is not None:
         return local, cfg
-    hint = ("set HF_HOME to a cache that has them, or pass a local weights file: "
-            "--pretrained /path/to/weights")
+    hint = ("set HF_HOME to a cache that has them, or pass a local weights file as pretrained "
+            "(--pretrained /path/to/weights)")
     if _offline():
         raise VidpromptError(f"weights for {name}/{tag} are not in the local cache and HF_HUB_OFFLINE is set; "
                              f"run once with network access, {hint}")

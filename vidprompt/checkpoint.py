@@ -22,7 +22,7 @@ import torch
 
 from ._version import __version__
 from .backbone import Backbone, build_backbone, is_random_weights, read_model_config
-from .errors import UsageError, VidpromptError
+from .errors import OptionValueError, UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
 from .labels import check_labels
 from .methods import build_method, stored_hparams_problem
@@ -213,16 +213,17 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
     """The backbone the checkpoint was trained on. ``model`` and ``pretrained`` may say where to find it
     (a config file, a local copy of the weights) but not swap it for another."""
     if model is not None and model.replace("/", "-") != info.model and Path(model).stem != info.model:
-        raise UsageError(f"the checkpoint was trained on {info.model}; --model {model} does not match")
+        raise OptionValueError("model", f"the checkpoint was trained on {info.model}; model {model} does not match")
     weights = pretrained if pretrained is not None else info.pretrained
     if is_random_weights(weights) != is_random_weights(info.pretrained):
-        raise UsageError(f"the checkpoint was trained on {info.model} with weights '{info.pretrained}'; "
-                         f"--pretrained {weights} is not those weights")
+        raise OptionValueError("pretrained", f"the checkpoint was trained on {info.model} with weights "
+                                             f"'{info.pretrained}'; pretrained {weights} is not those weights")
     if info.model_config is not None:
         source = model if model is not None and Path(model).is_file() else None
         if source is not None and read_model_config(Path(source)) != info.model_config:
-            raise UsageError(f"--model {model}: this config differs from the {info.model} config the "
-                             "checkpoint was trained on (leave --model out to use the checkpoint's own)")
+            raise OptionValueError("model", f"model {model}: this config differs from the {info.model} config "
+                                            "the checkpoint was trained on (leave model out to use the "
+                                            "checkpoint's own)", mentions=("model",))
         if source is None:  # rebuild the config JSON the checkpoint carries, under its own name
             config_path = cache_dir() / "model_configs" / f"{info.model}.json"
             if read_model_config(config_path) != info.model_config:  # missing, stale or damaged
@@ -233,7 +234,7 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
 
 
 def _official_options(official, model: str | None, pretrained: str | None):
-    """The conversion options, with ``--model``/``--pretrained`` filling in what they leave out."""
+    """The conversion options, with ``model``/``pretrained`` filling in what they leave out."""
     from dataclasses import replace
 
     from .official import ConvertOptions
@@ -257,7 +258,7 @@ def _read_official(path: Path, official=None):
         view = ViewConfig.from_dict(converted.view)
     except (ViewError, ValueError, TypeError) as exc:
         if isinstance(exc, ViewError) and exc.field in options.view:
-            raise UsageError(f"--{exc}") from None
+            raise exc from None  # a view the caller asked for, named as such
         raise VidpromptError(f"{path}: the views its config records are unusable ({exc})") from None
     info = CheckpointInfo(method=converted.method, model=Path(converted.model).stem if config else converted.model,
                           pretrained=converted.pretrained, model_config=config, quick_gelu=True,
@@ -294,7 +295,10 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
         from .official import check_frozen, forget_loaded
 
         check_frozen(path, backbone, converted.frozen)
-    method = build_method(info.method, backbone, **info.hparams)
+    try:
+        method = build_method(info.method, backbone, **info.hparams)
+    except UsageError as exc:  # hyper-parameters the shape checks let through but the model refuses
+        raise VidpromptError(f"{path}: damaged checkpoint metadata ({exc})") from None
     expected = method.trainable_state()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))

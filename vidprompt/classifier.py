@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import Dataset
 
 from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
-from .errors import UsageError
-from .labels import DEFAULT_TEMPLATES, check_labels, label_key
 from .embedding import Embedded, decoded, embedded
+from .errors import UsageError, out_of_range
+from .labels import DEFAULT_TEMPLATES, check_labels, check_templates, label_key
 from .loader import VideoViews, bounded_batch
 from .methods.base import VideoTextModel, view_probabilities
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
@@ -71,9 +71,9 @@ class VideoClassifier:
                  default_labels: Sequence[str] | None = None, text_cache: TextEmbeddingCache | None = None,
                  decoder: str = "auto", head_model: VideoTextModel | None = None):
         if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1 (got {batch_size})")
+            raise out_of_range("batch_size", batch_size, "at least 1")
         if num_workers is not None and num_workers < 0:
-            raise UsageError(f"--num-workers must be 0 or more (got {num_workers})")
+            raise out_of_range("num_workers", num_workers, "0 or more")
         self.device = resolve_device(device)
         self.autocast_dtype = resolve_precision(precision, self.device)
         self.decoder = resolve_decoder(decoder, self.device)
@@ -183,7 +183,7 @@ class VideoClassifier:
         """Ranked predictions for every path, in input order; failed videos carry an ``error``."""
         labels = self._labels(labels)
         if top_k < 1:
-            raise UsageError(f"--top-k must be at least 1 (got {top_k})")
+            raise out_of_range("top_k", top_k, "at least 1")
         k = min(top_k, len(labels))
         results = []
         for _, path, probs, error in self.predict(paths, labels, progress):
@@ -221,8 +221,7 @@ def load_classifier(model: str | None = None, pretrained: str | None = None, *, 
     if checkpoint is not None:
         from .checkpoint import load_checkpoint
 
-        if templates:
-            raise UsageError("--template applies to zero-shot; a checkpoint brings its own text side")
+        check_templates(templates, checkpoint)
         method, info = load_checkpoint(checkpoint, model=model, pretrained=pretrained, official=official)
         head = method.closed_set(info.classes) if getattr(method, "head", None) is not None else None
         clf = VideoClassifier(method, view or info.view, device=target, precision=precision,

@@ -25,6 +25,17 @@ class UsageError(VidpromptError):
     exit_code = 2
 
 
+# Parameters whose command-line flag is not ``--`` + the name with hyphens, wherever the library names them.
+FLAG_NAMES = {
+    "templates": "--template",  # load_classifier(templates=[...]): repeated --template
+    "out_dir": "--out",  # evaluate(out_dir=...), claim_out_dir(out_dir)
+}
+
+# A parameter's name as a word of the message: not inside another word, a flag or a path (``runs/model/x``,
+# ``model.json``), so a path or value that contains the name is left as it is.
+_NAME = r"(?<![\w\-./\\]){}(?![\w\-/\\]|\.\w)"
+
+
 class OptionValueError(UsageError):
     """One setting out of range. ``field`` names it (the Python parameter, or the key in a file), so the caller
     can say where the value came from: an option the user typed, a line of a config file, a checkpoint's
@@ -35,14 +46,27 @@ class OptionValueError(UsageError):
         self.field = field
         self.mentions = mentions  # other parameters the message names ("window_stride needs window")
 
+    def __reduce__(self):  # pickled whole (a distributed run sends a rank's error to the others)
+        return _rebuild_option_error, (type(self), self.field, str(self), tuple(self.mentions), self.__dict__)
+
     def for_flags(self, flags: dict[str, str] | None = None) -> str:
         """The message with the parameters' names replaced by their command-line flags: ``flags`` maps the
-        parameters whose flag is not simply ``--`` + the name with hyphens."""
+        parameters whose flag is not simply ``--`` + the name with hyphens (on top of :data:`FLAG_NAMES`).
+
+        The first mention of each name is replaced, in the order ``field``, ``mentions``; a name listed twice
+        has its first two mentions replaced (``device cuda: ... (use device cpu)``)."""
+        names = {**FLAG_NAMES, **(flags or {})}
         message = str(self)
         for name in (self.field, *self.mentions):
-            flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", lambda _: flag, message, count=1)
+            flag = names.get(name, "--" + name.replace("_", "-"))
+            message = re.sub(_NAME.format(re.escape(name)), lambda _: flag, message, count=1)
         return message
+
+
+def _rebuild_option_error(cls, field, message, mentions, state):
+    error = cls(field, message, mentions=mentions)
+    error.__dict__.update(state)
+    return error
 
 
 def out_of_range(name: str, value: object, expected: str) -> OptionValueError:

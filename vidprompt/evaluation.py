@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from . import distributed
 from ._version import __version__
-from .errors import UsageError, VidpromptError
+from .errors import OptionValueError, UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
 from .locks import FileLock, claim
 from .methods.base import model_identity
@@ -315,13 +315,13 @@ class EvalRun:
     def _open_out_dir(self) -> None:
         out = self.out_dir
         if out.exists() and not out.is_dir():
-            raise UsageError(f"--out {out}: exists and is not a folder")
+            raise OptionValueError("out_dir", f"out_dir {out}: exists and is not a folder")
         run_path, pred_path = out / RUN_FILE, out / PREDICTIONS_FILE
         if run_path.is_file():
             self._check_recorded_run(run_path)
         elif pred_path.is_file() and pred_path.stat().st_size:
-            raise UsageError(f"{pred_path} exists without {RUN_FILE}, so what produced it is unknown; "
-                             "use another --out folder or delete it")
+            raise OptionValueError("out_dir", f"{pred_path} exists without {RUN_FILE}, so what produced it is "
+                                              "unknown; use another out_dir folder or delete it")
         else:
             atomic_write_json(run_path, {"format": RUN_FORMAT, "vidprompt_version": __version__,
                                          "identity": self.identity, "config": self.config})
@@ -365,14 +365,16 @@ class EvalRun:
             recorded = json.loads(run_path.read_text("utf-8"))
             fmt, identity = recorded["format"], recorded["identity"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise UsageError(f"{run_path} is not a vidprompt eval record; use another --out folder") from None
+            raise OptionValueError("out_dir", f"{run_path} is not a vidprompt eval record; use another out_dir "
+                                              "folder") from None
         if fmt != RUN_FORMAT:
-            raise UsageError(f"{run_path} was written by another vidprompt version (run format {fmt}, this "
-                             f"version reads {RUN_FORMAT}); use another --out folder")
+            raise OptionValueError("out_dir", f"{run_path} was written by another vidprompt version (run format "
+                                              f"{fmt}, this version reads {RUN_FORMAT}); use another out_dir folder")
         if identity != self.identity:
-            raise UsageError(f"{run_path.parent} holds an evaluation of something else, refusing to mix "
-                             f"results ({_identity_difference(identity, self.identity)}); rerun with the "
-                             "same settings, or use another --out folder")
+            raise OptionValueError("out_dir", f"{run_path.parent} holds an evaluation of something else, "
+                                              "refusing to mix results "
+                                              f"({_identity_difference(identity, self.identity)}); rerun with the "
+                                              "same settings, or use another out_dir folder")
 
     def _load_records(self, pred_path: Path) -> None:
         records, good_bytes = read_predictions(pred_path)
@@ -593,7 +595,10 @@ def claim_out_dir(out_dir: str | Path | None) -> FileLock | None:
     """
     if out_dir is None or not distributed.is_main():
         return None
-    out = make_folder(out_dir, "--out")
+    try:
+        out = make_folder(out_dir, "out_dir")
+    except UsageError as exc:  # an error on out_dir, which the command line shows as its flag
+        raise OptionValueError("out_dir", str(exc)) from None
     return claim(out / LOCK_FILE, f"{out} is being written by another `vidprompt eval`")
 
 

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .errors import UsageError
+from .errors import OptionValueError, UsageError
 
 # Built-in set name -> (file prompted with, file that defines the official index order).
 LABEL_SET_FILES: dict[str, str] = {
@@ -82,8 +82,12 @@ def load_label_set(name: str) -> list[str]:
 
 
 def parse_label_list(text: str) -> list[str]:
-    """``"a, b,c"`` -> ``["a", "b", "c"]``; empty entries and duplicates are usage errors."""
-    return check_labels([part.strip() for part in text.split(",")], source="--labels")
+    """``"a, b,c"`` -> ``["a", "b", "c"]``; empty entries and duplicates are errors on ``labels`` (the
+    parameter of :func:`resolve_labels` and the command line's ``--labels``)."""
+    try:
+        return check_labels([part.strip() for part in text.split(",")], source="labels")
+    except UsageError as exc:
+        raise OptionValueError("labels", str(exc)) from None
 
 
 def read_labels_file(path: str | Path) -> list[str]:
@@ -123,10 +127,10 @@ def resolve_labels(
     required: bool = True,
 ) -> list[str] | None:
     """Exactly one of the three label sources -> the class list (``None`` if none given and not required)."""
-    given = [opt for opt, value in (("--labels", labels), ("--labels-file", labels_file),
-                                    ("--label-set", label_set)) if value is not None]
+    given = [name for name, value in (("labels", labels), ("labels_file", labels_file),
+                                      ("label_set", label_set)) if value is not None]
     if len(given) > 1:
-        raise UsageError(f"give only one of {', '.join(given)}")
+        raise OptionValueError(given[0], f"give only one of {', '.join(given)}", mentions=tuple(given[1:]))
     if labels is not None:
         return parse_label_list(labels)
     if labels_file is not None:
@@ -136,6 +140,17 @@ def resolve_labels(
     if required:
         raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
     return None
+
+
+def check_templates(templates: Sequence[str] | None, checkpoint: object = None) -> list[str] | None:
+    """Zero-shot prompt templates, each checked; ``None`` for the built-in ensemble. A checkpoint brings its own
+    text side, so templates given with one are refused."""
+    if not templates:
+        return None
+    if checkpoint is not None:
+        raise OptionValueError("templates", "templates cannot be used with checkpoint (zero-shot only; a "
+                               "checkpoint brings its own text side)", mentions=("checkpoint",))
+    return [check_template(t) for t in templates]
 
 
 def check_template(template: str) -> str:

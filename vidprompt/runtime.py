@@ -1,4 +1,5 @@
-"""Device and numeric precision choices, resolved once from the user's ``--device``/``--precision``."""
+"""Device and numeric precision choices, resolved once from the user's ``device``/``precision`` (the command
+line's ``--device``/``--precision``)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import contextlib
 
 import torch
 
-from .errors import UsageError
+from .errors import OptionValueError, out_of_range
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -24,11 +25,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     kind = name.split(":")[0]
     if kind not in DEVICES:
-        raise UsageError(f"--device must be one of {', '.join(DEVICES)} (got '{device}')")
+        raise out_of_range("device", f"'{device}'", f"one of {', '.join(DEVICES)}")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
+        raise OptionValueError("device", "device cuda: no CUDA GPU is available here (use device cpu or auto)",
+                               mentions=("device",))
     if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: Apple MPS is not available here (use --device cpu or auto)")
+        raise OptionValueError("device", "device mps: Apple MPS is not available here (use device cpu or auto)",
+                               mentions=("device",))
     return torch.device(name)
 
 
@@ -36,13 +39,13 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """The autocast dtype, or ``None`` for plain fp32 (``auto``: fp16 on GPUs, fp32 on CPU)."""
     name = precision.strip().lower()
     if name not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)} (got '{precision}')")
+        raise out_of_range("precision", f"'{precision}'", f"one of {', '.join(PRECISIONS)}")
     if name == "auto":
         return torch.float16 if device.type in ("cuda", "mps") else None
     if name == "fp32":
         return None
     if name == "fp16" and device.type == "cpu":
-        raise UsageError("--precision fp16 needs a GPU; on CPU use fp32 (default) or bf16")
+        raise OptionValueError("precision", "precision fp16 needs a GPU; on CPU use fp32 (default) or bf16")
     return torch.float16 if name == "fp16" else torch.bfloat16
 
 

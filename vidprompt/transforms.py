@@ -12,7 +12,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from .errors import UsageError
+from .errors import UsageError, out_of_range
 
 _INTERPOLATION = {
     "bicubic": InterpolationMode.BICUBIC,
@@ -42,7 +42,7 @@ class FramePreprocessor:
         if self.resize_mode not in ("shortest", "squash"):
             raise UsageError(f"unsupported resize_mode '{self.resize_mode}' in the model's preprocess config")
         if crops not in (1, 3):
-            raise UsageError(f"--crops must be 1 or 3 (got {crops})")
+            raise out_of_range("crops", crops, "1 or 3")
         self.crops = crops
 
     def __call__(self, frames: np.ndarray | torch.Tensor) -> torch.Tensor:

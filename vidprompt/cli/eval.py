@@ -121,8 +121,6 @@ def eval_command(
         log.setLevel(logging.ERROR)
     label_list = labels.resolve(required=False)
     templates = models.templates()
-    if models.checkpoint is not None and templates:
-        raise UsageError("--template applies to zero-shot; a checkpoint brings its own text side")
     if models.checkpoint is not None and not models.checkpoint.is_file():
         raise UsageError(f"--checkpoint: file not found: {models.checkpoint}")
     preset_views = get_preset(data.dataset).views if data.dataset is not None else None

@@ -115,10 +115,10 @@ class ModelOptions:
     template: Template = None
 
     def templates(self) -> list[str] | None:
-        """The templates, each checked (one ``{}``), or None for the built-in ensemble."""
-        from ..labels import check_template
+        """The templates, each checked (one ``{}``; none with a checkpoint), or None for the built-in ensemble."""
+        from ..labels import check_templates
 
-        return [check_template(t) for t in self.template] if self.template else None
+        return check_templates(self.template, self.checkpoint)
 
     def checkpoint_view(self):
         """The checkpoint's views (read now: a bad file fails before any video is decoded), or None."""

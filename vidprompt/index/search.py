@@ -95,14 +95,21 @@ class VideoIndex:
         if model is not None and checkpoint is None:  # another backbone: say so before loading its weights
             named = Path(model).stem if model.endswith(".json") else model.replace("/", "-")
             if named != self.model["model"]:
-                raise UsageError(f"{self.root}: the index was built with {describe_model(self.model)}, not "
-                                 f"{model}; search with the index's own model (drop --model, --pretrained and "
-                                 "--checkpoint) or build an index with this one")
+                raise self._other_model(f"the index was built with {describe_model(self.model)}, not {model}")
         clf, _ = classifier_for(self.model, self.view, model=model, pretrained=pretrained,
                                 checkpoint=checkpoint, templates=templates, device=device, precision=precision,
                                 batch_size=batch_size, num_workers=num_workers, decoder=decoder)
-        self.check_model(clf)
+        problem = model_difference(self.model, model_record(clf))
+        if problem is not None:
+            raise self._other_model(problem)
+        self._checked = clf.model
         return clf
+
+    def _other_model(self, problem: str) -> OptionValueError:
+        """The query model asked for (``model``, ``pretrained``, ``checkpoint``) is not the index's."""
+        return OptionValueError("model", f"{self.root}: {problem}; drop model, pretrained and checkpoint to search "
+                                         "with the index's own model, or build an index with this one",
+                                mentions=("pretrained", "checkpoint"))
 
     def check_model(self, clf) -> None:
         """Refuse a classifier whose video embeddings differ from the index's (other method, backbone,
@@ -111,8 +118,8 @@ class VideoIndex:
             return
         problem = model_difference(self.model, model_record(clf))
         if problem is not None:
-            raise UsageError(f"{self.root}: {problem}; search with the index's own model (drop --model, "
-                             "--pretrained and --checkpoint) or build an index with this one")
+            raise UsageError(f"{self.root}: {problem}; search with the index's own model "
+                             "(VideoIndex.classifier()) or build an index with this one")
         self._checked = clf.model
 
     # --- queries -----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from ..errors import OptionValueError, UsageError
 from .base import VideoTextModel
 
 METHODS = ("zeroshot", "promptclip", "aim")
@@ -13,8 +13,8 @@ def build_method(method: str, backbone, **hparams) -> VideoTextModel:
     cls = method_class(method)
     try:
         return cls(backbone, **hparams)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"cannot build {method}: {exc}") from None
+    except (TypeError, ValueError, OptionValueError) as exc:  # named by the method's own keys: whoever passed
+        raise UsageError(f"cannot build {method}: {exc}") from None     # them (a config, a file) says where
 
 
 def method_class(method: str) -> type[VideoTextModel]:

@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..backbone import Backbone
-from ..errors import UsageError
+from ..errors import OptionValueError, UsageError, out_of_range
 from ..labels import DEFAULT_TEMPLATES, check_template, label_key
 from ..video.sampling import MAX_FRAMES
 from .base import VideoTextModel, normalize, resample_positions
@@ -43,7 +43,7 @@ class Adapter(nn.Module):
         super().__init__()
         hidden = int(width * ratio)
         if hidden < 1:
-            raise UsageError(f"bottleneck ratio {ratio} leaves no hidden units for width {width}")
+            raise OptionValueError("ratio", f"ratio {ratio} leaves no hidden units for width {width}")
         self.skip = skip
         self.down = nn.Linear(width, hidden)
         self.act = nn.GELU()  # exact GELU, as in the paper, whatever activation the CLIP uses
@@ -156,7 +156,7 @@ def adapted_blocks(depth: int, positions: str) -> list[bool]:
         return [i >= depth // 2 for i in range(depth)]
     if positions == "skip":
         return [i % 2 == 0 for i in range(depth)]
-    raise UsageError(f"unknown adapter positions '{positions}' (choose from {', '.join(ADAPTER_POSITIONS)})")
+    raise out_of_range("positions", repr(positions), f"one of {', '.join(ADAPTER_POSITIONS)}")
 
 
 class AIM(VideoTextModel):
@@ -194,12 +194,18 @@ class AIM(VideoTextModel):
             raise UsageError(f"AIM needs a ViT image encoder; {backbone.name} has {type(visual).__name__}")
         if getattr(visual, "attn_pool", None) is not None:
             raise UsageError(f"AIM does not support attention-pooled image encoders ({backbone.name})")
+        width = visual.positional_embedding.shape[-1]
         if int(num_frames) < 1:
-            raise UsageError(f"num_frames must be at least 1, got {num_frames}")
+            raise out_of_range("num_frames", num_frames, "at least 1")
+        if adapter_positions not in ADAPTER_POSITIONS:
+            raise out_of_range("adapter_positions", repr(adapter_positions), f"one of {', '.join(ADAPTER_POSITIONS)}")
+        if int(width * bottleneck_ratio) < 1:
+            raise OptionValueError("bottleneck_ratio", f"bottleneck_ratio {bottleneck_ratio} leaves no hidden units "
+                                                       f"for width {width}")
         if not 0.0 <= drop_path < 1.0:
-            raise UsageError(f"drop_path must be in [0, 1), got {drop_path}")
+            raise out_of_range("drop_path", drop_path, "in [0, 1)")
         if int(head_classes) < 0:
-            raise UsageError(f"head_classes must be 0 (no head) or more, got {head_classes}")
+            raise out_of_range("head_classes", head_classes, "0 (no head) or more")
         self.templates = tuple(check_template(t) for t in templates)
         self.num_frames = int(num_frames)
         self.adapter_positions = adapter_positions
@@ -212,7 +218,6 @@ class AIM(VideoTextModel):
 
         resblocks = visual.transformer.resblocks
         depth = len(resblocks)
-        width = visual.positional_embedding.shape[-1]
         rates = torch.linspace(0.0, self.drop_path, depth).tolist()  # stochastic depth rises with depth
         self.blocks = nn.ModuleList(
             AIMBlock(blk, adapted, self.bottleneck_ratio, self.joint_scale, rate, self.temporal_adapter_in)

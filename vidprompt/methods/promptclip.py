@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..backbone import Backbone
-from ..errors import UsageError
+from ..errors import OptionValueError, UsageError, out_of_range
 from ..video.sampling import MAX_FRAMES
 from .base import VideoTextModel, normalize, resample_positions
 
@@ -51,23 +51,25 @@ class PromptedTextEncoder(nn.Module):
     def __init__(self, backbone: Backbone, n_prefix: int = 16, n_suffix: int = 16, layout: str = "shared"):
         super().__init__()
         if layout not in PROMPT_LAYOUTS:
-            raise ValueError(f"prompt layout must be one of {', '.join(PROMPT_LAYOUTS)}, got {layout!r}")
+            raise out_of_range("layout", repr(layout), f"one of {', '.join(PROMPT_LAYOUTS)}")
         clip = backbone.model
         tokenizer = backbone.tokenizer
         if not all(hasattr(tokenizer, a) for a in ("encode", "sot_token_id", "eot_token_id")):
-            raise ValueError(f"PromptCLIP needs a CLIP BPE tokenizer with start/end-of-text tokens; "
+            raise UsageError(f"PromptCLIP needs a CLIP BPE tokenizer with start/end-of-text tokens; "
                              f"{backbone.name} uses {type(tokenizer).__name__}")
         if getattr(clip, "text_pool_type", None) not in ("argmax", "eos"):
-            raise ValueError(f"PromptCLIP pools the text at the end-of-text token; {backbone.name}'s text "
+            raise UsageError(f"PromptCLIP pools the text at the end-of-text token; {backbone.name}'s text "
                              f"tower pools with '{getattr(clip, 'text_pool_type', None)}'")
-        if n_prefix < 0 or n_suffix < 0:
-            raise ValueError(f"prompt lengths must be >= 0, got n_prefix={n_prefix}, n_suffix={n_suffix}")
+        for name, length in (("n_prefix", n_prefix), ("n_suffix", n_suffix)):
+            if length < 0:
+                raise out_of_range(name, length, "0 or more")
         self.context_length = int(clip.positional_embedding.shape[0])
         # One name token at least must fit between the prompts and the SOT/EOT tokens.
         self.max_name_tokens = self.context_length - n_prefix - n_suffix - 2
         if self.max_name_tokens < 1:
-            raise ValueError(f"n_prefix + n_suffix = {n_prefix + n_suffix} leaves no room for a class name "
-                             f"in a context of {self.context_length} tokens")
+            raise OptionValueError("n_prefix", f"n_prefix + n_suffix = {n_prefix + n_suffix} leaves no room for a "
+                                               f"class name in a context of {self.context_length} tokens",
+                                   mentions=("n_suffix",))
         self._clip = (clip,)  # a tuple keeps nn.Module from registering it
         self._tokenizer = tokenizer
         self.sot_id = int(tokenizer.sot_token_id)
@@ -196,15 +198,8 @@ class TemporalTransformer(nn.Module):
     def __init__(self, dim: int, layers: int = 2, heads: int = 8, max_frames: int = 32,
                  activation: str = "gelu"):
         super().__init__()
-        if layers < 0:
-            raise ValueError(f"temporal layers must be >= 0, got {layers}")
-        if heads < 1 or dim % heads:
-            raise ValueError(f"temporal heads ({heads}) must divide the embedding dim ({dim})")
-        if max_frames < 1:
-            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        if activation not in TEMPORAL_ACTIVATIONS:
-            raise ValueError(f"temporal activation must be one of {', '.join(TEMPORAL_ACTIVATIONS)}, "
-                             f"got {activation!r}")
+        _check_temporal(dim, layers, heads, max_frames, activation,
+                        names=("layers", "heads", "max_frames", "activation"))
         self.activation = activation
         self.max_frames = max_frames
         self.position = nn.Parameter(torch.empty(max_frames, dim).normal_(std=INIT_STD))
@@ -220,6 +215,23 @@ class TemporalTransformer(nn.Module):
         for block in self.blocks:
             x = block(x)
         return x.mean(dim=1)
+
+
+def _check_temporal(dim: int, layers: int, heads: int, max_frames: int, activation: str,
+                    names: tuple[str, str, str, str]) -> None:
+    """The temporal model's settings, each error naming the parameter as the caller spells it (``names``:
+    those of ``layers``, ``heads``, ``max_frames``, ``activation``)."""
+    layers_name, heads_name, frames_name, activation_name = names
+    if layers < 0:
+        raise out_of_range(layers_name, layers, "0 or more")
+    if heads < 1:
+        raise out_of_range(heads_name, heads, "at least 1")
+    if dim % heads:
+        raise out_of_range(heads_name, heads, f"a divisor of the embedding width {dim}")
+    if max_frames < 1:
+        raise out_of_range(frames_name, max_frames, "at least 1")
+    if activation not in TEMPORAL_ACTIVATIONS:
+        raise out_of_range(activation_name, repr(activation), f"one of {', '.join(TEMPORAL_ACTIVATIONS)}")
 
 
 def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
@@ -244,8 +256,12 @@ class PromptCLIP(VideoTextModel):
                  temporal_heads: int = 8, max_frames: int = 32, temperature: float = TEMPERATURE,
                  prompt_layout: str = "shared", temporal_activation: str = "gelu", frame_norm: bool = True):
         super().__init__(backbone)
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not temperature > 0:
+            raise out_of_range("temperature", temperature, "greater than 0")
+        if prompt_layout not in PROMPT_LAYOUTS:
+            raise out_of_range("prompt_layout", repr(prompt_layout), f"one of {', '.join(PROMPT_LAYOUTS)}")
+        _check_temporal(backbone.embed_dim, temporal_layers, temporal_heads, max_frames, temporal_activation,
+                        names=("temporal_layers", "temporal_heads", "max_frames", "temporal_activation"))
         self.clip.requires_grad_(False)
         self.clip.eval()
         self.text_encoder = PromptedTextEncoder(backbone, n_prefix=n_prefix, n_suffix=n_suffix,

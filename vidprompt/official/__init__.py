@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError, VidpromptError
+from ..errors import OptionValueError, UsageError, VidpromptError
 
 AIM_FORMAT = "aim-official"
 PROMPTCLIP_FORMAT = "promptclip-official"
@@ -139,8 +139,9 @@ def infer_vit_name(path: Path, width: int, layers: int, patch: int, tokens: int)
     grid = round((tokens - 1) ** 0.5)
     name = _VIT_NAMES.get((width, layers, patch, grid))
     if name is None:
-        raise UsageError(f"{path}: a ViT of width {width}, {layers} layers, patch {patch} at {grid * patch} px is "
-                         "not one vidprompt can name; give --model (an open_clip name or config file)")
+        raise OptionValueError("model", f"{path}: a ViT of width {width}, {layers} layers, patch {patch} at "
+                                        f"{grid * patch} px is not one vidprompt can name; give model (an "
+                                        "open_clip name or config file)")
     return name
 
 

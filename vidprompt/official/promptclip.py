@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UsageError, VidpromptError
+from ..errors import OptionValueError, UsageError, VidpromptError, out_of_range
 from . import DEFAULT_PRETRAINED, PROMPTCLIP_FORMAT, ConvertOptions, Converted, dataset_hint, infer_vit_name
 
 _BLOCK_PARTS = {"attn.in_proj_weight": "self_attn.in_proj_weight", "attn.in_proj_bias": "self_attn.in_proj_bias",
@@ -43,17 +43,23 @@ def convert_promptclip(path: Path, state: dict[str, torch.Tensor], top: dict, op
         raise VidpromptError(f"{path}: trained with --featnorm 0 (unnormalised dot-product logits), which "
                              "vidprompt does not reproduce")
     prefix, suffix = _prompt_lengths(path, options, command, notes)
-    heads, source = options.temporal_heads, "--temporal-heads"
-    if heads is None:
-        heads, source = command.get("tfm_heads"), f"{path.parent / 'running_command.txt'}"
-    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-        heads, source = DEFAULT_HEADS, f"the default {DEFAULT_HEADS} heads (give --temporal-heads)"
-        if layers:
-            notes.append(f"temporal heads not stored: {heads} (the official default; --temporal-heads to change)")
     dim = tensors["temporal.position"].shape[-1]
-    if layers and dim % heads:
-        raise (UsageError if options.temporal_heads else VidpromptError)(
-            f"{path}: {source}: {heads} temporal heads do not divide the embedding width {dim}")
+    heads = options.temporal_heads
+    if heads is not None:  # the caller's: an error on temporal_heads (the command line's --temporal-heads)
+        if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+            raise out_of_range("temporal_heads", heads, "at least 1")
+        if dim % heads:
+            raise OptionValueError("temporal_heads", f"{path}: temporal_heads must divide the embedding width "
+                                                     f"{dim} (got {heads})")
+    else:
+        heads, source = command.get("tfm_heads"), f"{path.parent / 'running_command.txt'}"
+        if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+            heads, source = DEFAULT_HEADS, f"the default {DEFAULT_HEADS} heads (give --temporal-heads)"
+            if layers:
+                notes.append(f"temporal heads not stored: {heads} (the official default; --temporal-heads to "
+                             "change)")
+        if layers and dim % heads:
+            raise VidpromptError(f"{path}: {source}: {heads} temporal heads do not divide the embedding width {dim}")
     frames = tensors["temporal.position"].shape[0]
     hparams = {"n_prefix": prefix, "n_suffix": suffix, "temporal_layers": layers, "temporal_heads": heads,
                "max_frames": frames, "temperature": 0.07, "prompt_layout": "official",

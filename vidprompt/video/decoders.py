@@ -1,4 +1,4 @@
-"""Which decoding backend reads a video: what is installed, what ``--decoder`` asks for, and the fallback
+"""Which decoding backend reads a video: what is installed, what ``decoder`` asks for, and the fallback
 from one backend to the next when a file defeats the first.
 
     decoder = resolve_decoder("auto", device="cuda")   # torchcodec (NVDEC) first when installed
@@ -18,7 +18,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from ..errors import UsageError, VideoError
+from ..errors import OptionValueError, UsageError, VideoError, out_of_range
 from .reader import VideoReader
 from .source import check_source
 
@@ -113,17 +113,19 @@ class Decoder:
 
 
 def resolve_decoder(name: str = "auto", device: str | torch.device = "cpu") -> Decoder:
-    """``--decoder`` -> the backends to try. A named backend is used alone and must be installed (a usage
-    error with the install command otherwise); ``auto`` orders the installed ones for the device."""
+    """``name`` (the ``decoder`` setting) -> the backends to try. A named backend is used alone and must be
+    installed (an error on ``decoder`` with the install command otherwise); ``auto`` orders the installed ones
+    for the device."""
     key = (name or "auto").strip().lower()
     device = torch.device(device)
     if key not in DECODER_CHOICES:
-        raise UsageError(f"--decoder must be one of {', '.join(DECODER_CHOICES)} (got '{name}')")
+        raise out_of_range("decoder", f"'{name}'", f"one of {', '.join(DECODER_CHOICES)}")
     where = "cuda:" + str(device.index or 0) if device.type == "cuda" else "cpu"
     if key != "auto":
         reason = unavailable_reason(key)
         if reason is not None:
-            raise UsageError(f"--decoder {key}: {key} is {reason}; install it with: {INSTALL_HINTS[key]}")
+            raise OptionValueError("decoder", f"decoder {key}: {key} is {reason}; install it with: "
+                                              f"{INSTALL_HINTS[key]}")
         return Decoder((key,), where)
     order = AUTO_ORDER["cuda" if device.type == "cuda" else "cpu"]
     backends = tuple(b for b in order if unavailable_reason(b) is None)
