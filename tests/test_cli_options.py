@@ -63,7 +63,7 @@ def test_groups_are_spread_into_flags_and_rebuilt_for_the_command():
 
 
 def test_localize_has_both_strides_and_its_own_batch_default():
-    from vidprompt.cli.search import WindowRuntime, WindowViews
+    from vidprompt.cli.localize import WindowRuntime, WindowViews
 
     assert WindowRuntime().batch_size == 8 and RuntimeOptions().batch_size == 4
     result = CliRunner().invoke(vidprompt.cli.app, ["localize", "--help"], env={"COLUMNS": "200"})

@@ -75,3 +75,11 @@ def _write_table(results: Sequence[VideoResult], stream: TextIO) -> None:
                  for p in result.predictions]
         table.add_row(printable(result.video), *cells, *[""] * (top_k - len(cells)))
     console.print(table)
+
+
+def clock(seconds: float | None) -> str:
+    """Seconds as a short time: ``4.2s``, ``1:05.0``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    return f"{int(minutes)}:{rest:04.1f}" if minutes else f"{rest:.1f}s"

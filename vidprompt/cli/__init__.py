@@ -41,10 +41,13 @@ def _root(
     """Classify videos with words: sample frames, run CLIP, rank your class names."""
 
 
-from .checkpoints import convert, inspect  # noqa: E402
 from .classify import classify  # noqa: E402
+from .convert import convert  # noqa: E402
 from .eval import eval_command  # noqa: E402
-from .search import index_command, localize_command, search_command  # noqa: E402
+from .index import index_command  # noqa: E402
+from .inspect import inspect  # noqa: E402
+from .localize import localize_command  # noqa: E402
+from .search import search_command  # noqa: E402
 from .train import train_prompts  # noqa: E402
 
 app.command()(classify)

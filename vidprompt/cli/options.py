@@ -129,6 +129,18 @@ class ModelOptions:
         return read_checkpoint_info(self.checkpoint, model=self.model, pretrained=self.pretrained).view
 
 
+_INDEX_MODEL_NOTE = "Default: the model the index was built with."
+
+
+@dataclass(frozen=True)
+class IndexModel(ModelOptions):
+    """index and search: the model an index was built with, unless given."""
+
+    checkpoint: noted(Checkpoint, _INDEX_MODEL_NOTE) = None
+    model: noted(Model, _INDEX_MODEL_NOTE) = None
+    pretrained: noted(Pretrained, _INDEX_MODEL_NOTE) = None
+
+
 @dataclass(frozen=True)
 class ViewOptions:
     """Which frames of a video are scored; what is not given comes from a checkpoint, a preset or the defaults."""

@@ -1,10 +1,10 @@
-"""``vidprompt inspect`` and ``vidprompt convert``: what a checkpoint holds; published checkpoints converted."""
+"""``vidprompt convert``: a published AIM or PromptCLIP checkpoint into a vidprompt checkpoint, safely and exactly."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -12,44 +12,6 @@ import typer
 from ..errors import UsageError
 from .options import (Clips, Crops, Frames, LabelOptions, Labels, LabelSet, LabelsFile, Model, Pretrained, Sampling,
                       Stride, ViewOptions, command, noted)
-
-
-def inspect(
-    checkpoint: Path = typer.Argument(..., help="A vidprompt checkpoint (.safetensors) or a published AIM/PromptCLIP "
-                                                "file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
-) -> None:
-    """Show what a checkpoint holds: method, backbone, classes, hyper-parameters, size."""
-    from ..checkpoint import read_checkpoint
-
-    info, tensors = read_checkpoint(checkpoint)
-    described = info.describe()
-    described["tensors"] = len(tensors)
-    described["trained_parameters"] = int(sum(t.numel() for t in tensors.values()))
-    described["file_bytes"] = checkpoint.stat().st_size
-    if json_out:
-        typer.echo(json.dumps(described, indent=2))
-        return
-    from rich.table import Table
-
-    from ..render import results_console
-
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    for key in ("method", "model", "pretrained", "format_version", "vidprompt_version"):
-        table.add_row(key, str(described[key]))
-    table.add_row("view", ", ".join(f"{k}={v}" for k, v in described["view"].items()))
-    table.add_row("hparams", ", ".join(f"{k}={v}" for k, v in described["hparams"].items()
-                                               if k != "templates"))
-    table.add_row("trained", f"{described['trained_parameters']:,} parameters in {len(tensors)} tensors, "
-                                   f"{described['file_bytes'] / 1e6:.2f} MB file")
-    classes = described["classes"]
-    shown = ", ".join(classes[:20]) + (f", ... ({len(classes)} in all)" if len(classes) > 20 else "")
-    table.add_row("classes", shown)
-    for key, value in info.extra.items():
-        table.add_row(key, str(value))
-    results_console().print(table)
 
 
 _PUBLISHED = "the published protocol's, from the file's config"
