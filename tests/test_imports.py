@@ -102,3 +102,14 @@ def test_every_relative_import_names_a_module():
                 if target not in modules:
                     wrong.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {target}")
     assert not wrong, "relative imports of modules that do not exist:\n" + "\n".join(wrong)
+
+
+def test_every_subpackage_is_installed():
+    """pyproject.toml lists the packages a wheel holds; a new folder missing there imports from a checkout but
+    not from an install."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent  # the checkout (the installed copy may live elsewhere)
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(path.parent.relative_to(root).parts) for path in (root / "vidprompt").rglob("__init__.py")}
+    assert folders <= listed
