@@ -71,7 +71,8 @@ def test_real_weights_for_a_random_weights_checkpoint_are_refused(tmp_path, tiny
     path, _ = saved(tmp_path, tiny_backbone)
     weights = tmp_path / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in tiny_backbone.model.state_dict().items()}, str(weights))
-    with pytest.raises(UsageError, match="weights 'none'; pretrained .* is not those weights"):
+    with pytest.raises(UsageError, match=r"^pretrained .* is not the weights the checkpoint was trained with "
+                                         r"\(vp-tiny, 'none'\)"):
         load_checkpoint(path, pretrained=str(weights))
 
 

@@ -216,3 +216,17 @@ def test_a_config_saved_by_an_earlier_version_loads_as_it_was(tmp_path):
     assert cfg.method_options()["num_frames"] == 16 and cfg.method_options()["drop_path"] == 0.1
     save_config(cfg, tmp_path / "again.yaml")
     assert load_config(tmp_path / "again.yaml") == cfg
+
+
+def test_adapter_positions_offered_are_the_ones_aim_builds():
+    from vidprompt.methods.aim import ADAPTER_POSITIONS
+
+    meta = next(f.metadata for f in fields(TrainConfig) if f.name == "adapter_positions")
+    assert meta["choices"] == ADAPTER_POSITIONS
+
+
+def test_a_null_where_a_value_is_needed_is_one_usage_error(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("out: null\n")
+    with pytest.raises(UsageError, match="out needs a value"):
+        load_config(config)

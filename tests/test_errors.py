@@ -82,3 +82,11 @@ def test_both_methods_raise_option_errors_for_bad_hyper_parameters(tiny_backbone
             build()
         assert caught.value.field == field and str(caught.value).startswith(field), str(caught.value)
         assert isinstance(caught.value, UsageError)
+
+
+def test_only_the_mention_of_the_parameter_becomes_the_flag():
+    """Messages name the parameter first; a user's value that happens to spell a parameter stays as it is."""
+    error = OptionValueError("model", "model model does not match the checkpoint: it was trained on model")
+    assert error.for_flags() == "--model model does not match the checkpoint: it was trained on model"
+    paths = OptionValueError("out_dir", "out_dir runs/out_dir holds an evaluation of something else")
+    assert paths.for_flags() == "--out runs/out_dir holds an evaluation of something else"

@@ -113,3 +113,29 @@ def test_every_subpackage_is_installed():
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     folders = {".".join(path.parent.relative_to(root).parts) for path in (root / "vidprompt").rglob("__init__.py")}
     assert folders <= listed
+
+
+def test_no_package_attribute_hides_a_submodule():
+    """``package.name`` is the submodule ``name`` once imported; a function of that name in the package (as
+    ``vidprompt.train`` once was) would be replaced by the module, or hide it, depending on import order."""
+    import importlib
+
+    hidden = []
+    for name in sorted(_modules()):
+        if "." not in name:
+            continue
+        parent, leaf = name.rsplit(".", 1)
+        module = importlib.import_module(name)
+        if getattr(importlib.import_module(parent), leaf) is not module:
+            hidden.append(name)
+    assert not hidden
+
+
+def test_the_public_api_lists_each_lazy_name_and_each_resolves():
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    checked = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.If)
+               for stmt in node.body if isinstance(stmt, ast.ImportFrom) for alias in stmt.names}
+    assert checked == set(vidprompt._LAZY)  # what editors see is what the package serves
+    assert set(vidprompt._LAZY) <= set(vidprompt.__all__)
+    for name in vidprompt.__all__:
+        assert getattr(vidprompt, name) is not None

@@ -213,11 +213,12 @@ def _backbone_for(info: CheckpointInfo, model: str | None, pretrained: str | Non
     """The backbone the checkpoint was trained on. ``model`` and ``pretrained`` may say where to find it
     (a config file, a local copy of the weights) but not swap it for another."""
     if model is not None and model.replace("/", "-") != info.model and Path(model).stem != info.model:
-        raise OptionValueError("model", f"the checkpoint was trained on {info.model}; model {model} does not match")
+        raise OptionValueError("model", f"model {model} does not match the checkpoint: it was trained on "
+                                        f"{info.model}")
     weights = pretrained if pretrained is not None else info.pretrained
     if is_random_weights(weights) != is_random_weights(info.pretrained):
-        raise OptionValueError("pretrained", f"the checkpoint was trained on {info.model} with weights "
-                                             f"'{info.pretrained}'; pretrained {weights} is not those weights")
+        raise OptionValueError("pretrained", f"pretrained {weights} is not the weights the checkpoint was trained "
+                                             f"with ({info.model}, '{info.pretrained}')")
     if info.model_config is not None:
         source = model if model is not None and Path(model).is_file() else None
         if source is not None and read_model_config(Path(source)) != info.model_config:

@@ -18,8 +18,8 @@ from torch.utils.data import Dataset
 
 from .backbone import DEFAULT_MODEL, DEFAULT_PRETRAINED, build_backbone
 from .embedding import Embedded, decoded, embedded
-from .errors import UsageError, out_of_range
-from .labels import DEFAULT_TEMPLATES, check_labels, check_templates, label_key
+from .errors import out_of_range
+from .labels import DEFAULT_TEMPLATES, check_labels, check_templates, label_key, no_labels
 from .loader import VideoViews, bounded_batch
 from .methods.base import VideoTextModel, view_probabilities
 from .runtime import autocast, precision_name, resolve_device, resolve_precision
@@ -200,7 +200,7 @@ class VideoClassifier:
             return list(labels)
         if self.default_labels:
             return self.default_labels
-        raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
+        raise no_labels()
 
 
 def load_classifier(model: str | None = None, pretrained: str | None = None, *, checkpoint: str | None = None,

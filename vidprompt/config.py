@@ -50,7 +50,7 @@ def _opt(default: Any, help: str, *, flag: bool = True, short: str | None = None
     return field(default=default, metadata=metadata)
 
 
-@dataclass
+@dataclass(kw_only=True)  # by name only: the fields' order is for reading, not an interface
 class TrainConfig:
     method: str = _opt("promptclip", "promptclip (learned prompts + temporal Transformer) or aim (adapters in "
                        "the image encoder).", choices=tuple(METHOD_DEFAULTS))
@@ -97,7 +97,8 @@ class TrainConfig:
     temporal_heads: int = _opt(8, "PromptCLIP: temporal Transformer heads.", flag=False, min=1,
                                hparam="promptclip")
     # AIM.
-    adapter_positions: str = _opt("all", "AIM: all, bottom, top or skip.", hparam="aim")
+    adapter_positions: str = _opt("all", "AIM: all, bottom, top or skip.", hparam="aim",
+                                  choices=("all", "bottom", "top", "skip"))  # methods.aim.ADAPTER_POSITIONS
     bottleneck_ratio: float = _opt(0.25, "AIM: adapter width / model width.", flag=False, above=0, max=1,
                                    hparam="aim")
     joint_scale: float = _opt(0.5, "AIM: scale s of the joint MLP adapter (1.0 for motion-heavy data).",
@@ -139,6 +140,9 @@ class TrainConfig:
         built or read."""
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None and not field_type(f.name)[1] and not f.metadata["runtime"]:
+                # a YAML null where a value is needed (the runtime fields of older runs were saved as null: auto)
+                raise OptionValueError(f.name, f"{f.name} needs a value (got null)")
             expected = _expected(f.metadata)
             if expected is not None and not _accepts(f, value):
                 raise out_of_range(f.name, value, expected)

@@ -365,16 +365,17 @@ class EvalRun:
             recorded = json.loads(run_path.read_text("utf-8"))
             fmt, identity = recorded["format"], recorded["identity"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise OptionValueError("out_dir", f"{run_path} is not a vidprompt eval record; use another out_dir "
-                                              "folder") from None
+            raise OptionValueError("out_dir", f"out_dir {run_path.parent}: {run_path.name} is not a vidprompt eval "
+                                              "record; use another folder") from None
         if fmt != RUN_FORMAT:
-            raise OptionValueError("out_dir", f"{run_path} was written by another vidprompt version (run format "
-                                              f"{fmt}, this version reads {RUN_FORMAT}); use another out_dir folder")
+            raise OptionValueError("out_dir", f"out_dir {run_path.parent} was written by another vidprompt version "
+                                              f"(run format {fmt}, this version reads {RUN_FORMAT}); use another "
+                                              "folder")
         if identity != self.identity:
-            raise OptionValueError("out_dir", f"{run_path.parent} holds an evaluation of something else, "
+            raise OptionValueError("out_dir", f"out_dir {run_path.parent} holds an evaluation of something else, "
                                               "refusing to mix results "
                                               f"({_identity_difference(identity, self.identity)}); rerun with the "
-                                              "same settings, or use another out_dir folder")
+                                              "same settings, or use another folder")
 
     def _load_records(self, pred_path: Path) -> None:
         records, good_bytes = read_predictions(pred_path)

@@ -138,8 +138,14 @@ def resolve_labels(
     if label_set is not None:
         return load_label_set(label_set)
     if required:
-        raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
+        raise no_labels()
     return None
+
+
+def no_labels() -> UsageError:
+    """The one error for "nothing to score against": no labels given and no checkpoint classes to default to."""
+    return UsageError('no labels: give class names (labels=[...]; on the command line --labels "a,b,c", '
+                      "--labels-file FILE or --label-set NAME)")
 
 
 def check_templates(templates: Sequence[str] | None, checkpoint: object = None) -> list[str] | None:

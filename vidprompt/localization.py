@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .errors import UsageError, VideoError, out_of_range
+from .errors import VideoError, out_of_range
+from .labels import no_labels
 from .loader import VideoItem, default_num_workers
 from .methods.base import view_probabilities
 from .transforms import FramePreprocessor
@@ -246,7 +247,7 @@ def localize(clf, path: str, labels: Sequence[str] | None = None, *, window: flo
         raise out_of_range("threshold", threshold, "between 0 and 1")
     if labels is None:
         if not clf.default_labels:
-            raise UsageError("no labels: give --labels \"a,b,c\", --labels-file FILE or --label-set NAME")
+            raise no_labels()
         labels = clf.default_labels
     labels = list(labels)
     model = clf.scorer(labels)

@@ -502,7 +502,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         # The folder given is the run, wherever it was created: a copied or moved run writes only here.
         cfg = dataclasses.replace(load_config(out / "config.yaml"), out=str(out), **(overrides or {}))
     elif state.exists():
-        raise OptionValueError("out", f"out {out} already holds a run: continue it with resume (`vidprompt train-prompts --resume {out}`) or train into another folder")
+        raise OptionValueError("out", f"out {out} already holds a run: continue it with resume (`vidprompt "
+                                      f"train-prompts --resume {out}`) or train into another folder")
     busy = f"{out} is being trained by another `vidprompt train-prompts`"
     # A folder another run is training is refused before any data or model loads; a new folder is created only
     # once the config and data are known to be good.

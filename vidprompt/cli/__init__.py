@@ -41,19 +41,19 @@ def _root(
     """Classify videos with words: sample frames, run CLIP, rank your class names."""
 
 
-from .classify import classify  # noqa: E402
-from .convert import convert  # noqa: E402
+from .classify import classify_command  # noqa: E402
+from .convert import convert_command  # noqa: E402
 from .eval import eval_command  # noqa: E402
 from .index import index_command  # noqa: E402
-from .inspect import inspect  # noqa: E402
+from .inspect import inspect_command  # noqa: E402
 from .localize import localize_command  # noqa: E402
 from .search import search_command  # noqa: E402
 from .train import train_prompts  # noqa: E402
 
-app.command()(classify)
+app.command("classify")(classify_command)
 app.command("train-prompts")(train_prompts)
-app.command()(inspect)
-app.command()(convert)
+app.command("inspect")(inspect_command)
+app.command("convert")(convert_command)
 app.command("eval")(eval_command)
 app.command("index")(index_command)
 app.command("search")(search_command)

@@ -6,12 +6,12 @@ from typing import Annotated, List
 
 import typer
 
-from ..errors import UsageError, VidpromptError
+from ..errors import UsageError, VidpromptError, out_of_range
 from .options import LabelOptions, ModelOptions, Quiet, RuntimeOptions, ViewOptions, command, log, warn_random_weights
 
 
 @command
-def classify(
+def classify_command(
     inputs: Annotated[List[str], typer.Argument(help="Video files, folders, globs, or .txt files listing paths.")],
     labels: LabelOptions,
     models: ModelOptions,
@@ -27,8 +27,8 @@ def classify(
 
     if json_out and csv_out:
         raise UsageError("give only one of --json and --csv")
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1 (got {top_k})")
+    if top_k < 1:  # before any model loads
+        raise out_of_range("top_k", top_k, "at least 1")
     label_list = labels.resolve(required=models.checkpoint is None)
     templates = models.templates()
     view = views.view(models.checkpoint_view())  # a bad checkpoint fails here, before any decoding

@@ -41,7 +41,7 @@ class PublishedViews(ViewOptions):
 
 
 @command
-def convert(
+def convert_command(
     source: Annotated[Path, typer.Argument(help="A published AIM (mmaction .pth) or PromptCLIP (.pth.tar) "
                                                 "checkpoint.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The vidprompt checkpoint to write (.safetensors).")],

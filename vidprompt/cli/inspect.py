@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 
-def inspect(
+def inspect_command(
     checkpoint: Path = typer.Argument(..., help="A vidprompt checkpoint (.safetensors) or a published AIM/PromptCLIP "
                                                 "file."),
     json_out: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),

@@ -129,16 +129,16 @@ class ModelOptions:
         return read_checkpoint_info(self.checkpoint, model=self.model, pretrained=self.pretrained).view
 
 
-_INDEX_MODEL_NOTE = "Default: the model the index was built with."
+INDEX_MODEL_NOTE = "Default: the model the index was built with."
 
 
 @dataclass(frozen=True)
 class IndexModel(ModelOptions):
     """index and search: the model an index was built with, unless given."""
 
-    checkpoint: noted(Checkpoint, _INDEX_MODEL_NOTE) = None
-    model: noted(Model, _INDEX_MODEL_NOTE) = None
-    pretrained: noted(Pretrained, _INDEX_MODEL_NOTE) = None
+    checkpoint: noted(Checkpoint, INDEX_MODEL_NOTE) = None
+    model: noted(Model, INDEX_MODEL_NOTE) = None
+    pretrained: noted(Pretrained, INDEX_MODEL_NOTE) = None
 
 
 @dataclass(frozen=True)
@@ -184,8 +184,9 @@ class RuntimeOptions:
 
 def command(func):
     """Spread each option group parameter of ``func`` (a dataclass annotation) into its fields, for Typer, and
-    rebuild the group before ``func`` runs. The fields keep their flags; their Python names are prefixed with
-    the group's, so two groups (or a group and the command) may each have a ``stride``."""
+    rebuild the group before ``func`` runs. The fields keep their flags and take their defaults from the
+    parameter's default (a group instance) or the group's own; their Python names are prefixed with the
+    group's, so two groups (or a group and the command) may each have a ``stride``."""
     hints = typing.get_type_hints(func, include_extras=True)
     params, groups = [], {}
     for param in inspect.signature(func).parameters.values():
@@ -193,15 +194,18 @@ def command(func):
         if not (isinstance(group, type) and dataclasses.is_dataclass(group)):
             params.append(param.replace(annotation=hints[param.name], kind=inspect.Parameter.KEYWORD_ONLY))
             continue
+        base = param.default if isinstance(param.default, group) else group()
+        groups[param.name] = (group, base)
         field_hints = typing.get_type_hints(group, include_extras=True)
-        groups[param.name] = group
-        params += [inspect.Parameter(f"{param.name}__{f.name}", inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                     annotation=field_hints[f.name]) for f in dataclasses.fields(group)]
+        params += [inspect.Parameter(f"{param.name}__{f.name}", inspect.Parameter.KEYWORD_ONLY,
+                                     default=getattr(base, f.name), annotation=field_hints[f.name])
+                   for f in dataclasses.fields(group)]
 
     @functools.wraps(func)
     def run(**kwargs):
-        for name, group in groups.items():
-            kwargs[name] = group(**{f.name: kwargs.pop(f"{name}__{f.name}") for f in dataclasses.fields(group)})
+        for name, (group, base) in groups.items():
+            kwargs[name] = group(**{f.name: kwargs.pop(f"{name}__{f.name}", getattr(base, f.name))
+                                    for f in dataclasses.fields(group)})
         return func(**kwargs)
 
     run.__signature__ = inspect.Signature(params)

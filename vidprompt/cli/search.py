@@ -6,14 +6,20 @@ Parse, call :class:`vidprompt.index.VideoIndex`, render; torch is imported only 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional, TextIO
 
 import typer
 
-from ..errors import UsageError
-from .options import (_INDEX_MODEL_NOTE, Checkpoint, Decoder, Device, Model, ModelOptions, Precision, Pretrained,
-                      Template, command, noted, warn_random_weights)
+from ..errors import UsageError, out_of_range
+from .options import (INDEX_MODEL_NOTE, Checkpoint, Decoder, Device, IndexModel, Precision, command, noted,
+                      warn_random_weights)
+
+
+@dataclass(frozen=True)
+class SearchModel(IndexModel):
+    checkpoint: noted(Checkpoint, INDEX_MODEL_NOTE + " Another model is refused.") = None
 
 
 @command
@@ -26,10 +32,7 @@ def search_command(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many results.")] = 10,
     whole_clips: Annotated[bool, typer.Option(
         "--whole-clips", help="Rank whole clips even when the index has windows.")] = False,
-    checkpoint: noted(Checkpoint, _INDEX_MODEL_NOTE + " Another model is refused.") = None,
-    model: noted(Model, _INDEX_MODEL_NOTE) = None,
-    pretrained: noted(Pretrained, _INDEX_MODEL_NOTE) = None,
-    template: Template = None,
+    models: SearchModel = SearchModel(),
     device: Device = "auto",
     precision: Precision = "auto",
     decoder: Decoder = "auto",
@@ -38,8 +41,8 @@ def search_command(
     """Find the clips (or moments) of an index that match a text query or an example video."""
     if (query is None) == (like is None):
         raise UsageError('give a text query or --like VIDEO, e.g. vidprompt search INDEX "a dog catching a ball"')
-    if top_k < 1:
-        raise UsageError(f"--top-k must be at least 1 (got {top_k})")
+    if top_k < 1:  # before the index and its model load
+        raise out_of_range("top_k", top_k, "at least 1")
     if like is not None:
         from ..video import is_url
 
@@ -49,10 +52,10 @@ def search_command(
     from ..index import VideoIndex
 
     idx = VideoIndex(index)
-    warn_random_weights(pretrained)
-    models = ModelOptions(checkpoint, model, pretrained, template)
-    clf = idx.classifier(model=model, pretrained=pretrained, checkpoint=checkpoint, templates=models.templates(),
-                         device=device, precision=precision, num_workers=0, decoder=decoder)
+    warn_random_weights(models.pretrained)
+    clf = idx.classifier(model=models.model, pretrained=models.pretrained, checkpoint=models.checkpoint,
+                         templates=models.templates(), device=device, precision=precision, num_workers=0,
+                         decoder=decoder)
     hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips)
     if json_out:
         typer.echo(json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, start=1)],

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from ..errors import UsageError
 from ..fileio import atomic_write_json, make_folder
@@ -23,9 +24,9 @@ from ..loader import VideoViews
 from ..localization import SlidingWindows
 from ..locks import FileLock
 from ..video import absolute_source, is_url
-from .store import (EMBEDDINGS, PENDING, WINDOW_TIMES, WINDOWS, _build_identity, _check_folder, _Chunk,
-                    _commit_files, _jsonable, _load_array, _normalised_mean, _read_chunk, _read_index,
-                    _windows_setting, claim_index, model_difference, model_record, read_meta)
+from .store import (EMBEDDINGS, PENDING, WINDOW_TIMES, WINDOWS, Chunk, build_identity, check_folder, claim_index,
+                    commit_files, jsonable, load_array, model_difference, model_record, read_chunk, read_index,
+                    read_meta, stored_rows, windows_setting)
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,10 @@ class IndexBuild:
         self.root = Path(root)
         self.clf = clf
         self.inputs = inputs
-        self.windows = _windows_setting(window, window_stride)
+        self.windows = windows_setting(window, window_stride)
         self.record = model_record(clf, checkpoint)
-        self.identity = _build_identity(self.record, clf.view, self.windows)
-        _check_folder(self.root)
+        self.identity = build_identity(self.record, clf.view, self.windows)
+        check_folder(self.root)
         make_folder(self.root, "index")
         self._lock = lock or claim_index(self.root)
         try:
@@ -108,7 +109,7 @@ class IndexBuild:
         self.meta = read_meta(self.root)
         if self.meta is not None:
             self._check_recorded(self.meta)
-        self.old_entries = ({e["path"]: e for e in _read_index(self.root, self.meta)[0]}
+        self.old_entries = ({e["path"]: e for e in read_index(self.root, self.meta)[0]}
                             if self.meta is not None else {})
         self.chunks = _pending_chunks(self.root / PENDING, self.identity)
 
@@ -188,7 +189,7 @@ def _pending_chunks(pending_dir: Path, identity: dict) -> dict[int, dict]:
         return {}
     run = pending_dir / "run.json"
     try:
-        same = json.loads(run.read_text("utf-8")) == _jsonable(identity)
+        same = json.loads(run.read_text("utf-8")) == jsonable(identity)
     except (OSError, ValueError):
         same = False
     if not same:
@@ -197,7 +198,7 @@ def _pending_chunks(pending_dir: Path, identity: dict) -> dict[int, dict]:
         return {}
     chunks = {}
     for path in sorted(pending_dir.glob("chunk-*.npz")):
-        chunk = _read_chunk(path)
+        chunk = read_chunk(path)
         if chunk is not None:
             chunks[int(path.stem.split("-")[1])] = chunk
     return chunks
@@ -205,34 +206,37 @@ def _pending_chunks(pending_dir: Path, identity: dict) -> dict[int, dict]:
 
 def _embed(clf, paths: list[str], windows: dict | None, first_chunk: int,
            progress: Callable[[int], None] | None):
-    """Yield ``(chunk number, _Chunk)`` as whole batches of ``paths`` are embedded (in input order).
+    """Yield ``(chunk number, Chunk)`` as whole batches of ``paths`` are embedded (in input order).
 
     Chunks hold whole batches, so a resumed build batches the remaining videos exactly as an uninterrupted
     one would (same batches, same numbers)."""
     dataset = VideoViews(paths, clf.view, clf.preprocessor, decoder=clf.decoder, with_timing=True)
     batch_size = clf.videos_per_batch(len(paths))
     per_chunk = batch_size * max(1, CHUNK_VIDEOS // batch_size)
-    chunk, number = _Chunk(), first_chunk
+    chunk, number = Chunk(), first_chunk
     for batch in clf.embedded(dataset, batch_size, progress=progress):
+        good = [video for video in batch if video.embedding is not None]
+        # one device-to-host copy per batch, not per video
+        rows = stored_rows(torch.stack([video.embedding for video in good])) if good else []
+        clips = dict(zip((video.index for video in good), rows))
         for video in batch:
-            _add_video(chunk, clf, video, windows)
+            _add_video(chunk, clf, video, clips.get(video.index), windows)
         if len(chunk.entries) >= per_chunk:
             yield number, chunk
-            chunk, number = _Chunk(), number + 1
+            chunk, number = Chunk(), number + 1
     if chunk.entries:
         yield number, chunk
 
 
-def _add_video(chunk: _Chunk, clf, video, windows: dict | None) -> None:
-    """One video's manifest entry and rows (its clip embedding, and its windows' when the index has windows),
-    or its entry with the reason it has none."""
+def _add_video(chunk: Chunk, clf, video, clip: np.ndarray | None, windows: dict | None) -> None:
+    """One video's manifest entry and rows (its clip row, and its windows' when the index has windows), or its
+    entry with the reason it has none."""
     item = video.item
     stat = _stat(item.path)
     entry = {"path": item.path, "size": stat[0] if stat else None, "mtime": stat[1] if stat else None}
-    if video.embedding is None:
+    if clip is None:
         chunk.add({**entry, "error": video.error})
         return
-    clip = _normalised_mean(video.embedding)
     timing = item.timing
     entry.update(frames=timing.num_frames if timing else None, fps=timing.fps if timing else None,
                  duration=round(timing.duration, 6) if timing else None, decoder=item.decoder)
@@ -243,26 +247,26 @@ def _add_video(chunk: _Chunk, clf, video, windows: dict | None) -> None:
         chunk.add({**entry, "error": "the video reports no frame rate, so its windows cannot be timed"})
         return
     stream = SlidingWindows(clf, item.path, windows["window"], windows["stride"], timing=timing)
-    rows, times = [], []
-    for index, views, _ in stream.embeddings():
-        if views is not None:
-            rows.append(_normalised_mean(views))
+    views, times = [], []
+    for index, embedding, _ in stream.embeddings():
+        if embedding is not None:
+            views.append(embedding)
             times.append((stream.windows[index].start, stream.windows[index].end))
-    if not rows:
+    if not views:
         chunk.add({**entry, "error": "no window decodes"})
         return
-    chunk.add(entry, clip, np.stack(rows), np.asarray(times, np.float64))
+    chunk.add(entry, clip, stored_rows(torch.stack(views)), np.asarray(times, np.float64))
 
 
 def _commit(root: Path, wanted: list[str], stats: dict, old_entries: dict, done: dict, chunks: dict,
             meta: dict | None, record: dict, identity: dict, inputs: Sequence[str] | None,
             report: IndexReport) -> None:
     """Assemble the new index from the old one and the pending chunks, count it into ``report``, then have it
-    written and swapped in (:func:`.store._commit_files`)."""
+    written and swapped in (:func:`.store.commit_files`)."""
     with_windows = identity["windows"] is not None
     old = None
     if meta is not None:
-        old = (_load_array(root / EMBEDDINGS), _load_array(root / WINDOWS) if with_windows else None,
+        old = (load_array(root / EMBEDDINGS), load_array(root / WINDOWS) if with_windows else None,
                np.load(root / WINDOW_TIMES) if with_windows else None)
 
     # Every wanted video in input order, with where its rows come from: the old index or a pending chunk.
@@ -295,7 +299,7 @@ def _commit(root: Path, wanted: list[str], stats: dict, old_entries: dict, done:
     report.changed = [p for p in report.changed if p not in unreadable]
     report.windows = window_rows
 
-    _commit_files(root, entries, sources, {
+    commit_files(root, entries, sources, {
         "model": record, "view": identity["view"], "windows": identity["windows"],
         "inputs": ([os.path.abspath(os.path.expanduser(i)) for i in inputs] if inputs is not None
                    else (meta or {}).get("inputs")),

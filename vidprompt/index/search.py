@@ -21,8 +21,8 @@ import torch
 from ..errors import OptionValueError, UsageError, VidpromptError, out_of_range
 from ..locks import FileLock
 from ..video import ViewConfig
-from .store import (COMMIT_LOCK, JOURNAL, _check_folder, _finish_commit, _normalised_mean, _read_index,
-                    _read_meta_file, describe_model, model_difference, model_record)
+from .store import (COMMIT_LOCK, JOURNAL, check_folder, describe_model, finish_commit, model_difference, model_record,
+                    read_index, read_meta_file, stored_rows)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class VideoIndex:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        _check_folder(self.root)
+        check_folder(self.root)
         # Read under a shared lock, so a build swapping in new files is never caught halfway; once
         # memory-mapped, the arrays stay valid after a later swap replaces their names.
         while True:
@@ -53,15 +53,15 @@ class VideoIndex:
                 if not (self.root / JOURNAL).is_file():
                     self._read_files()
                     break
-            _finish_commit(self.root)  # a build died halfway through its swap: finish it, then read
+            finish_commit(self.root)  # a build died halfway through its swap: finish it, then read
 
     def _read_files(self) -> None:
-        meta = _read_meta_file(self.root)
+        meta = read_meta_file(self.root)
         if meta is None:
             raise UsageError(f"{self.root}: no index here (build one with `vidprompt index VIDEOS --out "
                              f"{self.root}`)")
         self.meta = meta
-        entries, self.embeddings, self.windows, self.window_times = _read_index(self.root, meta)
+        entries, self.embeddings, self.windows, self.window_times = read_index(self.root, meta)
         self.entries = [e for e in entries if e.get("error") is None]
         self.window_owner = None
         if self.windows is not None:
@@ -107,9 +107,9 @@ class VideoIndex:
 
     def _other_model(self, problem: str) -> OptionValueError:
         """The query model asked for (``model``, ``pretrained``, ``checkpoint``) is not the index's."""
-        return OptionValueError("model", f"{self.root}: {problem}; drop model, pretrained and checkpoint to search "
-                                         "with the index's own model, or build an index with this one",
-                                mentions=("pretrained", "checkpoint"))
+        return OptionValueError("model", f"model, pretrained and checkpoint must give the index's model; "
+                                         f"{self.root}: {problem}; leave them out to search with the index's own "
+                                         "model, or build an index with this one", mentions=("pretrained", "checkpoint"))
 
     def check_model(self, clf) -> None:
         """Refuse a classifier whose video embeddings differ from the index's (other method, backbone,
@@ -145,7 +145,7 @@ class VideoIndex:
         for _, _, emb, error in clf.video_embeddings([os.fspath(path)]):
             if emb is None:
                 raise VidpromptError(f"{path}: {error}")
-            return _normalised_mean(emb)
+            return stored_rows(emb)
         raise VidpromptError(f"{path}: no embedding")
 
     def search(self, clf, text: str | None = None, *, like: str | os.PathLike | None = None, top_k: int = 10,

@@ -11,8 +11,9 @@ An index folder holds::
     windows.npy       float16 [windows, D], with ``--window`` only; window_times.npy float64 [windows, 2]
     pending/          a build's finished chunks (``chunk-NNNNNN.npz``) and what it embeds with (``run.json``)
 
-What goes into an index is decided by :mod:`.build`, how it is ranked by :mod:`.search`; this module only
-knows the files.
+What goes into an index is decided by :mod:`.build`, how it is ranked by :mod:`.search`; this module knows
+the files, and the two records a folder is checked against: the model that embedded it (:func:`model_record`)
+and how one video's views become its stored row (:func:`stored_rows`), so a build and a query agree.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ VIDEO_SIDE = ("method", "backbone", "hparams", "trained_tensors")
 
 # --- what built an index ---------------------------------------------------------------------------------------
 
-def _jsonable(value):
+def jsonable(value):
     return json.loads(json.dumps(value))
 
 
@@ -66,7 +67,7 @@ def model_record(clf, checkpoint: str | os.PathLike | None = None) -> dict:
 
     model = clf.model
     backbone = model.backbone
-    hparams = _jsonable(model.hparams())
+    hparams = jsonable(model.hparams())
     templates = hparams.pop("templates", None)
     return {
         "method": model.method,
@@ -104,7 +105,7 @@ def model_difference(recorded: dict, current: dict) -> str | None:
     return f"the index was built with other {recorded.get('method')} settings ({', '.join(changed)})"
 
 
-def _windows_setting(window: float | None, stride: float | None) -> dict | None:
+def windows_setting(window: float | None, stride: float | None) -> dict | None:
     if window is None:
         if stride is not None:
             raise OptionValueError("window_stride", "window_stride needs window", mentions=("window",))
@@ -114,7 +115,7 @@ def _windows_setting(window: float | None, stride: float | None) -> dict | None:
     return {"window": float(window), "stride": float(stride)}
 
 
-def _build_identity(record: dict, view: ViewConfig, windows: dict | None) -> dict:
+def build_identity(record: dict, view: ViewConfig, windows: dict | None) -> dict:
     return {"model": {k: record[k] for k in VIDEO_SIDE}, "view": view.to_dict(), "windows": windows}
 
 
@@ -133,7 +134,7 @@ _SWAPPED = (EMBEDDINGS, MANIFEST, META, WINDOWS, WINDOW_TIMES)
 _REMOVABLE = (PENDING, WINDOWS, WINDOW_TIMES)
 
 
-def _finish_commit(root: Path) -> None:
+def finish_commit(root: Path) -> None:
     """Replay an interrupted commit: rename what is still to be renamed, delete what is to be deleted."""
     if not (root / JOURNAL).is_file():
         return
@@ -172,7 +173,7 @@ def _replay_journal(root: Path) -> None:
     journal.unlink()
 
 
-def _check_folder(root: Path) -> None:
+def check_folder(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file, not an index folder")
 
@@ -180,13 +181,13 @@ def _check_folder(root: Path) -> None:
 def read_meta(root: str | os.PathLike) -> dict | None:
     """The index's ``index.json`` (after finishing an interrupted commit), or ``None`` if there is no index."""
     root = Path(root)
-    _check_folder(root)
+    check_folder(root)
     if root.is_dir():
-        _finish_commit(root)
-    return _read_meta_file(root)
+        finish_commit(root)
+    return read_meta_file(root)
 
 
-def _read_meta_file(root: Path) -> dict | None:
+def read_meta_file(root: Path) -> dict | None:
     path = root / META
     if not path.is_file():
         return None
@@ -261,14 +262,14 @@ def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
     return entries
 
 
-def _read_index(root: Path, meta: dict) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
+def read_index(root: Path, meta: dict) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Manifest entries and the memory-mapped arrays, checked against each other: one row per video with an
     embedding, the width the model record says, window spans inside the window arrays."""
     with_windows = bool(meta.get("windows"))
     entries = _read_manifest(root / MANIFEST, with_windows)
     try:
-        embeddings = _load_array(root / EMBEDDINGS)
-        windows = _load_array(root / WINDOWS) if with_windows else None
+        embeddings = load_array(root / EMBEDDINGS)
+        windows = load_array(root / WINDOWS) if with_windows else None
         window_times = np.load(root / WINDOW_TIMES) if with_windows else None
     except (OSError, ValueError) as exc:
         raise DamagedIndex(root, f"arrays unreadable: {exc.strerror or exc}") from None
@@ -309,7 +310,7 @@ def _entry_ok(entry, row: int, with_windows: bool) -> bool:
     return True
 
 
-def _load_array(path: Path) -> np.ndarray:
+def load_array(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
@@ -319,7 +320,7 @@ def claim_index(root: str | os.PathLike) -> FileLock:
     """The folder's build lock (the folder is created if needed), or one line saying another build holds it.
     Taken first thing, so a second build of one folder is refused at once, before any model loads."""
     root = Path(root)
-    _check_folder(root)
+    check_folder(root)
     make_folder(root, "index")
     return claim(root / BUILD_LOCK, f"{root} is being updated by another `vidprompt index`")
 
@@ -331,7 +332,7 @@ def open_for_update(root: str | os.PathLike) -> dict | None:
     try:
         meta = read_meta(root)
         if meta is not None:
-            _read_index(root, meta)
+            read_index(root, meta)
         return meta
     except DamagedIndex as exc:
         log.warning("warning: %s: damaged index (%s); rebuilding it from the inputs", root, exc.problem)
@@ -341,7 +342,7 @@ def open_for_update(root: str | os.PathLike) -> dict | None:
 
 # --- a build's pending chunks ----------------------------------------------------------------------------------
 
-class _Chunk:
+class Chunk:
     """Embeddings of a few batches of videos, written as one atomic ``.npz`` in ``pending/``."""
 
     def __init__(self):
@@ -364,7 +365,7 @@ class _Chunk:
         self.entries.append(entry)
 
     def write(self, path: Path, dim: int) -> dict:
-        """Write the chunk; returns what :func:`_read_chunk` would read back."""
+        """Write the chunk; returns what :func:`read_chunk` would read back."""
         def stacked(parts, width, dtype):
             return np.concatenate(parts).astype(dtype) if parts else np.zeros((0, width), dtype)
 
@@ -381,7 +382,7 @@ def _save_npz(path: str, **arrays: np.ndarray) -> None:
         np.savez(handle, **arrays)
 
 
-def _read_chunk(path: Path) -> dict | None:
+def read_chunk(path: Path) -> dict | None:
     try:
         with np.load(path) as data:
             return {"clips": data["clips"], "windows": data["windows"], "window_times": data["window_times"],
@@ -391,7 +392,7 @@ def _read_chunk(path: Path) -> dict | None:
         return None
 
 
-def _normalised_mean(views: torch.Tensor) -> np.ndarray:
+def stored_rows(views: torch.Tensor) -> np.ndarray:
     """Embeddings ``[..., views, D]`` -> one row per item (float32 numpy): a stored row, and a query video
     compared with the rows; the views are combined by :func:`~vidprompt.methods.base.view_embedding`."""
     from ..methods.base import view_embedding
@@ -401,7 +402,7 @@ def _normalised_mean(views: torch.Tensor) -> np.ndarray:
 
 # --- the commit ------------------------------------------------------------------------------------------------
 
-def _commit_files(root: Path, entries: list[dict], sources: list[tuple], summary: dict) -> None:
+def commit_files(root: Path, entries: list[dict], sources: list[tuple], summary: dict) -> None:
     """Write the new arrays, manifest and index.json (``summary`` plus format, version and date) beside the old
     files, then swap them in through the journal, so the folder never holds half of each."""
     with_windows = summary["windows"] is not None
