@@ -82,6 +82,25 @@ def _register_model(model: str) -> tuple[str, str | None]:
     return name, None
 
 
+def _is_hub(model: str) -> bool:
+    from .hub import is_hub_ref
+
+    return is_hub_ref(model)
+
+
+def _from_hub(model: str) -> tuple[str, str | None, dict]:
+    """``hf-hub:org/repo`` -> (its model config as a local JSON file named ``org--repo``, its weights file or None,
+    its preprocessing config)."""
+    from .fileio import atomic_write_json, cache_dir
+    from .hub import hub_model
+
+    found = hub_model(model)
+    path = cache_dir() / "model_configs" / f"{found.ref.repo_id.replace('/', '--')}.json"
+    if read_model_config(path) != found.model_cfg:
+        atomic_write_json(path, found.model_cfg)
+    return str(path), None if found.weights is None else str(found.weights), found.preprocess_cfg
+
+
 def is_random_weights(pretrained: str | None) -> bool:
     """``pretrained`` asks for the fixed-seed random weights (``none``, empty or ``None``)."""
     return pretrained in (None, "", RANDOM_WEIGHTS)
@@ -221,10 +240,14 @@ def build_backbone(
     """
     import open_clip
 
+    tag_cfg: dict = {}
+    if _is_hub(model):  # the repository's config, registered as a file; its weights unless others are asked for
+        model, hub_weights, tag_cfg = _from_hub(model)
+        if pretrained in (None, DEFAULT_PRETRAINED) and hub_weights is not None:
+            pretrained = hub_weights
     name, config_path = _register_model(model)
     pretrained = RANDOM_WEIGHTS if is_random_weights(pretrained) else str(pretrained)
     kwargs: dict[str, Any] = {}
-    tag_cfg: dict = {}
     if pretrained == RANDOM_WEIGHTS:
         identity_weights = f"random-seed{RANDOM_WEIGHTS_SEED}"
         weights_arg = None

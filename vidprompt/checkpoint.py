@@ -24,6 +24,7 @@ from ._version import __version__
 from .backbone import Backbone, build_backbone, is_random_weights, read_model_config
 from .errors import OptionValueError, UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
+from .hub import local_checkpoint
 from .labels import check_labels
 from .methods import build_method, stored_hparams_problem
 from .methods.base import VideoTextModel
@@ -184,7 +185,7 @@ def read_checkpoint_info(path: str | Path, official=None, *, model: str | None =
     """The validated metadata alone (cheap for a vidprompt checkpoint: tensors are not read; an official file
     is converted, and the result kept for the load that follows). ``model``/``pretrained``: as for
     :func:`load_checkpoint`."""
-    path = Path(path)
+    path = local_checkpoint(path)  # a hf-hub: name: the file in the Hugging Face cache
     _exists(path)
     if not is_safetensors(path):
         return _read_official(path, _official_options(official, model, pretrained))[0]
@@ -195,7 +196,7 @@ def read_checkpoint_info(path: str | Path, official=None, *, model: str | None =
 def read_checkpoint(path: str | Path, official=None) -> tuple[CheckpointInfo, dict[str, torch.Tensor]]:
     """Metadata and tensors of a checkpoint file, validated; errors are one line. An official AIM or
     PromptCLIP file is converted (``official``: :class:`vidprompt.official.ConvertOptions`)."""
-    path = Path(path)
+    path = local_checkpoint(path)  # a hf-hub: name: the file in the Hugging Face cache
     _exists(path)
     if not is_safetensors(path):
         info, tensors, _ = _read_official(path, official)
@@ -282,7 +283,7 @@ def load_checkpoint(path: str | Path, *, model: str | None = None, pretrained: s
     ``model``/``pretrained`` when it leaves them out) and its frozen CLIP weights are checked against the
     backbone.
     """
-    path = Path(path)
+    path = local_checkpoint(path)  # a hf-hub: name: the file in the Hugging Face cache
     _exists(path)
     converted = None
     if is_safetensors(path):

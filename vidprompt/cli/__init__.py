@@ -47,6 +47,7 @@ from .eval import eval_command  # noqa: E402
 from .index import index_command  # noqa: E402
 from .inspect import inspect_command  # noqa: E402
 from .localize import localize_command  # noqa: E402
+from .push import push_command  # noqa: E402
 from .search import search_command  # noqa: E402
 from .train import train_prompts  # noqa: E402
 
@@ -58,6 +59,7 @@ app.command("eval")(eval_command)
 app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("localize")(localize_command)
+app.command("push")(push_command)
 
 
 # Entry point ---------------------------------------------------------------------------------------------

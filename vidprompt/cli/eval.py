@@ -17,6 +17,7 @@ import typer
 from dataclasses import dataclass
 
 from ..errors import UsageError, VidpromptError
+from ..hub import is_hub_ref
 from .options import (Checkpoint, Clips, Crops, Frames, LabelOptions, Model, ModelOptions, Pretrained, Quiet,
                       RuntimeOptions, Sampling, Strict, Stride, ViewOptions, command, noted, warn_random_weights)
 
@@ -121,7 +122,7 @@ def eval_command(
         log.setLevel(logging.ERROR)
     label_list = labels.resolve(required=False)
     templates = models.templates()
-    if models.checkpoint is not None and not models.checkpoint.is_file():
+    if models.checkpoint is not None and not is_hub_ref(models.checkpoint) and not models.checkpoint.is_file():
         raise UsageError(f"--checkpoint: file not found: {models.checkpoint}")
     preset_views = get_preset(data.dataset).views if data.dataset is not None else None
     views.view(preset_views)  # bad view values are usage errors before any model loads
@@ -220,7 +221,8 @@ def _finish(report: dict, out: Optional[Path], json_out: bool, strict: bool) -> 
 
 
 def _abs(path: Optional[Path]) -> Optional[str]:
-    return None if path is None else os.path.abspath(path)
+    """A path made absolute for the report (an ``hf-hub:`` name stays as it is)."""
+    return None if path is None else str(path) if is_hub_ref(path) else os.path.abspath(path)
 
 
 def _load(models: ModelOptions, templates, views: ViewOptions, preset_views, runtime: dict):

@@ -15,12 +15,13 @@ def inspect_command(
 ) -> None:
     """Show what a checkpoint holds: method, backbone, classes, hyper-parameters, size."""
     from ..checkpoint import read_checkpoint
+    from ..hub import local_checkpoint
 
     info, tensors = read_checkpoint(checkpoint)
     described = info.describe()
     described["tensors"] = len(tensors)
     described["trained_parameters"] = int(sum(t.numel() for t in tensors.values()))
-    described["file_bytes"] = checkpoint.stat().st_size
+    described["file_bytes"] = local_checkpoint(checkpoint).stat().st_size  # (cached when from the Hub)
     if json_out:
         typer.echo(json.dumps(described, indent=2))
         return

@@ -46,14 +46,15 @@ def noted(alias, note: str, flags: tuple[str, ...] | None = None, **changes):
 
 Model = Annotated[Optional[str], typer.Option(
     "--model", "-m", show_default="ViT-B-16",
-    help="open_clip model name (e.g. ViT-B-16) or path to an open_clip model config JSON.")]
+    help="open_clip model name (e.g. ViT-B-16), path to an open_clip model config JSON, or an open_clip model on "
+         "the Hugging Face Hub (hf-hub:ORG/REPO, with its weights).")]
 Pretrained = Annotated[Optional[str], typer.Option(
     "--pretrained", "-p", show_default="openai",
     help="open_clip pretrained tag, a local weights file, or 'none' (random weights).")]
 Checkpoint = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c",
-    help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM; or a published AIM/PromptCLIP file "
-         "(.pth), converted in memory.")]
+    help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM, a file or one on the Hugging Face Hub "
+         "(hf-hub:ORG/REPO[/FILE]); or a published AIM/PromptCLIP file (.pth), converted in memory.")]
 Template = Annotated[Optional[List[str]], typer.Option(
     "--template", "-t",
     help="Zero-shot prompt template with {} for the class name, e.g. \"a video of {}.\" (repeat for an ensemble; "

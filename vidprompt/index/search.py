@@ -221,6 +221,7 @@ def classifier_for(record: dict | None, view: ViewConfig | None, *, model: str |
     ``checkpoint`` is given (defaults as for classify), else the recorded model (``record``) with
     ``templates`` if given. ``view`` (when given) replaces the model's default views."""
     from ..classifier import load_classifier
+    from ..hub import is_hub_ref
 
     common = dict(view=view, device=device, precision=precision, batch_size=batch_size,
                   num_workers=num_workers, decoder=decoder)
@@ -228,7 +229,7 @@ def classifier_for(record: dict | None, view: ViewConfig | None, *, model: str |
     if not given and record is not None:
         if record.get("checkpoint"):
             checkpoint = record["checkpoint"]
-            if not Path(checkpoint).is_file():
+            if not is_hub_ref(checkpoint) and not Path(checkpoint).is_file():
                 raise UsageError(f"the index was built with the checkpoint {checkpoint}, which is gone; give "
                                  "--checkpoint with its new place")
             return load_classifier(None, record["pretrained"], checkpoint=str(checkpoint), templates=templates,

@@ -61,6 +61,13 @@ def jsonable(value):
     return json.loads(json.dumps(value))
 
 
+def _where(checkpoint: str | os.PathLike) -> str:
+    """A checkpoint's place as the index records it: an absolute path, or its ``hf-hub:`` name as given."""
+    from ..hub import is_hub_ref
+
+    return os.fspath(checkpoint) if is_hub_ref(checkpoint) else os.path.abspath(checkpoint)
+
+
 def model_record(clf, checkpoint: str | os.PathLike | None = None) -> dict:
     """How to rebuild ``clf``'s model and what identifies its video embeddings (JSON)."""
     from ..methods.base import model_identity
@@ -78,7 +85,7 @@ def model_record(clf, checkpoint: str | os.PathLike | None = None) -> dict:
         "hparams": hparams,
         "trained_tensors": model_identity(model)["trained_tensors"],
         "templates": templates,
-        "checkpoint": None if checkpoint is None else os.path.abspath(checkpoint),
+        "checkpoint": None if checkpoint is None else _where(checkpoint),
         "embed_dim": int(backbone.embed_dim),
     }
 
