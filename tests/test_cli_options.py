@@ -98,3 +98,10 @@ def test_localize_has_both_strides_and_its_own_batch_default(tmp_path, capsys):
         vidprompt.cli.main(["localize", str(video), "--labels", "a,b", "--sampling", "dense", "--frame-stride", "0"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.strip() == "vidprompt: error: --frame-stride must be at least 1 (got 0)"
+
+
+def test_every_command_renders_its_help():
+    """Help text goes through rich markup: a stray [/X] in a help string breaks the whole page."""
+    for name in ("classify", "train-prompts", "inspect", "convert", "eval", "index", "search", "localize", "push"):
+        result = CliRunner().invoke(vidprompt.cli.app, [name, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and "--help" in result.output, (name, result.output[-300:])

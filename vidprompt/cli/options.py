@@ -54,7 +54,8 @@ Pretrained = Annotated[Optional[str], typer.Option(
 Checkpoint = Annotated[Optional[Path], typer.Option(
     "--checkpoint", "-c",
     help="A trained vidprompt checkpoint (.safetensors): PromptCLIP or AIM, a file or one on the Hugging Face Hub "
-         "(hf-hub:ORG/REPO[/FILE]); or a published AIM/PromptCLIP file (.pth), converted in memory.")]
+         "(hf-hub:ORG/REPO, or hf-hub:ORG/REPO/FILE); or a published AIM/PromptCLIP file (.pth), converted in "
+         "memory.")]
 Template = Annotated[Optional[List[str]], typer.Option(
     "--template", "-t",
     help="Zero-shot prompt template with {} for the class name, e.g. \"a video of {}.\" (repeat for an ensemble; "

@@ -109,7 +109,8 @@ class VideoIndex:
         """The query model asked for (``model``, ``pretrained``, ``checkpoint``) is not the index's."""
         return OptionValueError("model", f"model, pretrained and checkpoint must give the index's model; "
                                          f"{self.root}: {problem}; leave them out to search with the index's own "
-                                         "model, or build an index with this one", mentions=("pretrained", "checkpoint"))
+                                         "model, or build an index with this one",
+                                mentions=("pretrained", "checkpoint"))
 
     def check_model(self, clf) -> None:
         """Refuse a classifier whose video embeddings differ from the index's (other method, backbone,
