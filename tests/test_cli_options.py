@@ -102,6 +102,6 @@ def test_localize_has_both_strides_and_its_own_batch_default(tmp_path, capsys):
 
 def test_every_command_renders_its_help():
     """Help text goes through rich markup: a stray [/X] in a help string breaks the whole page."""
-    for name in ("classify", "train-prompts", "inspect", "convert", "eval", "index", "search", "localize", "push"):
+    for name in ("classify", "train-prompts", "inspect", "convert", "eval", "index", "search", "localize", "push", "app"):
         result = CliRunner().invoke(vidprompt.cli.app, [name, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "--help" in result.output, (name, result.output[-300:])

@@ -41,6 +41,7 @@ def _root(
     """Classify videos with words: sample frames, run CLIP, rank your class names."""
 
 
+from .serve import app_command  # noqa: E402
 from .classify import classify_command  # noqa: E402
 from .convert import convert_command  # noqa: E402
 from .eval import eval_command  # noqa: E402
@@ -60,6 +61,7 @@ app.command("index")(index_command)
 app.command("search")(search_command)
 app.command("localize")(localize_command)
 app.command("push")(push_command)
+app.command("app")(app_command)
 
 
 # Entry point ---------------------------------------------------------------------------------------------
