@@ -24,7 +24,7 @@ from ._version import __version__
 from .backbone import Backbone, build_backbone, is_random_weights, read_model_config
 from .errors import OptionValueError, UsageError, VidpromptError
 from .fileio import atomic_write, atomic_write_json, cache_dir
-from .hub import local_checkpoint
+from .hub import local_checkpoint, sha256_of
 from .labels import check_labels
 from .methods import build_method, stored_hparams_problem
 from .methods.base import VideoTextModel
@@ -329,7 +329,6 @@ def convert_checkpoint(source: str | Path, out: str | Path, official=None) -> tu
     The model is built and its frozen weights checked exactly as a load does, so a written file always loads;
     the metadata records where it came from (format, file name, SHA-256). Returns the path, the metadata
     and the notes on what was inferred rather than read."""
-    from .official import file_sha256
 
     source, out = Path(source), Path(out)
     _exists(source)
@@ -337,6 +336,6 @@ def convert_checkpoint(source: str | Path, out: str | Path, official=None) -> tu
         raise UsageError(f"{source} is already a safetensors file; convert reads the official .pth files")
     notes = list(_read_official(source, official)[2].notes)
     method, info = load_checkpoint(source, official=official)
-    origin = {**info.extra.get("origin", {}), "sha256": file_sha256(source)}
+    origin = {**info.extra.get("origin", {}), "sha256": sha256_of(source)}
     written = save_checkpoint(out, method, info.view, info.classes, extra={"origin": origin})
     return written, read_checkpoint_info(written), notes

@@ -12,7 +12,6 @@ built on. ``docs/published-models.md`` explains the formats and the mapping.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,14 +193,6 @@ def check_frozen(path: str | Path, backbone, frozen: dict[str, torch.Tensor]) ->
             raise VidpromptError(f"{path}: its frozen CLIP weights are not {backbone.name} '{backbone.pretrained}' "
                                  f"({name} differs by up to {worst:.3g}); give the --model/--pretrained it was "
                                  "trained on")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 __all__ = ["AIM_FORMAT", "PROMPTCLIP_FORMAT", "ConvertOptions", "Converted", "check_frozen", "convert_file"]
