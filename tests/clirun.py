@@ -66,7 +66,7 @@ def run_process(args: list, *, env: dict, workdir: str | os.PathLike, timeout: f
                     pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
                     if pid:
                         break
-                    time.sleep(0.05)
+                    time.sleep(0.01)
                 if not pid:
                     os.killpg(proc.pid, signal.SIGINT)
             if not pid:

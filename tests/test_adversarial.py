@@ -428,16 +428,19 @@ def test_ctrl_c_is_one_line_and_says_how_to_resume(command, world):
     from media import solid_video, write_video
 
     lib = root / f"sigint-{command}"
+    # Enough one-video batches that the work cannot finish within a poll of the marker on a fast machine: the
+    # markers appear when the work starts (the label cache, the opened predictions file, the pending run).
+    count = 12 if command == "train-prompts" else 40
     for cls in ("red", "blue"):
-        for i in range(12):
+        for i in range(count):
             write_video(lib / cls / f"{cls}{i}.mp4", solid_video((200, 30, 30) if cls == "red" else (30, 30, 200), n=12))
     out = root / f"sigint-{command}-out"
     cache = root / f"sigint-{command}-cache"  # its own: classify is interrupted once its labels are cached
     common = ["-q", "-j", "0", "--frames", "2", *TINY]
     args = {
-        "classify": ["classify", lib, "--labels", "red,blue", "--clips", "4", *common],
+        "classify": ["classify", lib, "--labels", "red,blue", "--clips", "4", "--batch-size", "1", *common],
         "train-prompts": ["train-prompts", "--data", lib, "--out", out, "--epochs", "1000", *common],
-        "eval": ["eval", "--data", lib, "--out", out, *common],
+        "eval": ["eval", "--data", lib, "--out", out, "--batch-size", "1", *common],
         "index": ["index", lib, "--out", out, "--batch-size", "1", *common],
     }[command]
     ready = {"classify": _started(cache / "text"),
