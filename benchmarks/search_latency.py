@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,44 +28,35 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from media import panning_texture, write_video  # noqa: E402
+from synthetic_index import write_index  # noqa: E402
 
 from vidprompt import index as vpindex  # noqa: E402
-from vidprompt._version import __version__  # noqa: E402
 
 TINY = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "vp-tiny.json")
 LABELS = ["surfing", "cooking", "playing guitar", "riding a bike", "dancing"]
 
 
-def synthetic_index(root: Path, rows: int, dim: int, windows_per_video: int = 0, seed: int = 0) -> None:
-    """An index folder of random normalised embeddings (written in blocks: memory stays small)."""
+def synthetic_index(root: Path, rows: int, dim: int, windows_per_video: int = 0, seed: int = 0,
+                    segments: int = 1, block: int = 50_000) -> None:
+    """An index folder in the real format of random normalised embeddings; the rows are generated a block at a
+    time into memory-mapped files, then written by vidprompt's own segment writer."""
     rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
+    scratch = root.parent / f"{root.name}.rows"
+    scratch.mkdir(parents=True, exist_ok=True)
 
-    def fill(name: str, count: int) -> None:
-        out = np.lib.format.open_memmap(root / name, mode="w+", dtype=np.float16, shape=(count, dim))
-        for start in range(0, count, 50_000):
-            block = rng.standard_normal((min(50_000, count - start), dim), dtype=np.float32)
-            out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    def filled(name: str, count: int) -> np.ndarray:
+        out = np.lib.format.open_memmap(scratch / name, mode="w+", dtype=np.float16, shape=(count, dim))
+        for start in range(0, count, block):
+            part = rng.standard_normal((min(block, count - start), dim), dtype=np.float32)
+            out[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
         out.flush()
+        return out
 
-    fill(vpindex.EMBEDDINGS, rows)
-    with open(root / vpindex.MANIFEST, "w", encoding="utf-8") as handle:
-        for row in range(rows):
-            entry = {"path": f"/videos/clip{row:07d}.mp4", "size": 1, "mtime": 0.0, "frames": 250, "fps": 25.0,
-                     "duration": 10.0, "row": row}
-            if windows_per_video:
-                entry["windows"] = [row * windows_per_video, windows_per_video]
-            handle.write(json.dumps(entry) + "\n")
-    windows = None
-    if windows_per_video:
-        fill(vpindex.WINDOWS, rows * windows_per_video)
-        starts = np.tile(np.arange(windows_per_video, dtype=np.float64) * 2.0, rows)
-        np.save(root / vpindex.WINDOW_TIMES, np.stack([starts, starts + 2.0], axis=1))
-        windows = {"window": 2.0, "stride": 2.0}
-    meta = {"format": vpindex.FORMAT, "format_version": vpindex.FORMAT_VERSION, "vidprompt_version": __version__,
-            "model": {"method": "zeroshot", "model": "synthetic", "embed_dim": dim}, "view": {"frames": 8},
-            "windows": windows, "videos": rows}
-    (root / vpindex.META).write_text(json.dumps(meta))
+    clips = filled("clips.npy", rows)
+    windows = filled("windows.npy", rows * windows_per_video) if windows_per_video else None
+    write_index(root, clips, windows, windows_per_video, segments)
+    del clips, windows
+    shutil.rmtree(scratch)
 
 
 def search_latency(root: Path, dim: int, queries: int, top_k: int, whole_clips: bool = True) -> dict:

@@ -28,6 +28,31 @@ def tiny_backbone():
     return build_backbone(str(TINY_CONFIG), "none")
 
 
+# Solid colours for index tests: videos a random-weights model still tells apart.
+COLOURS = [(220, 30, 30), (30, 200, 40), (30, 40, 220), (230, 220, 30), (30, 210, 220), (210, 30, 200),
+           (240, 240, 240), (90, 90, 90)]
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
+
+
+@pytest.fixture(scope="module")
+def index_clf(tmp_path_factory):
+    """The tiny model on CPU, batch 2, in-process decoding, with its own text cache (one per module)."""
+    from vidprompt.classifier import load_classifier
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VIDPROMPT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield load_classifier(str(TINY_CONFIG), "none", device="cpu", num_workers=0, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def torchrun_env(tmp_path_factory) -> dict:
+    """The environment for `torchrun` subprocesses: none of a surrounding run's variables, offline, one
+    thread a process, a text cache of the module's own."""
+    keep = {k: v for k, v in os.environ.items() if k not in TORCHRUN_VARIABLES}
+    return {**keep, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+            "VIDPROMPT_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+
+
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory):
     """A small library of real container files: several codecs, odd sizes, a very short and a long clip,

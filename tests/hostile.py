@@ -119,22 +119,25 @@ class Hostile:
 
     # --- index folders --------------------------------------------------------------------------------
     def damaged_index(self, source: str | os.PathLike, name: str, *, meta: dict | None = None,
-                      manifest: str | None = None, journal: str | None = None,
+                      entries: str | None = None, dead: bytes | None = None, legacy: bool = False,
                       remove: tuple[str, ...] = ()) -> Path:
-        """A copy of the real index ``source`` with ``index.json`` keys replaced, the manifest or commit
-        journal replaced by raw text, or files removed."""
+        """A copy of the real index ``source`` with ``index.json`` keys replaced, its first segment's entries
+        replaced by raw text or given a deletion list of raw bytes, or files removed (paths inside the first
+        segment). ``legacy``: ``meta`` applies to a format-1 index.json written over it."""
         root = self.path(name)
         shutil.copytree(source, root)
+        data = json.loads((root / "index.json").read_text("utf-8"))
+        segment = root / "segments" / f"{data['segments'][0]['number']:06d}"
+        if dead is not None:
+            (segment / "dead-999999.npy").write_bytes(dead)
+            data["segments"][0]["dead"] = "dead-999999.npy"
         if meta is not None:
-            data = json.loads((root / "index.json").read_text("utf-8"))
             data.update(meta)
-            (root / "index.json").write_text(json.dumps(data), "utf-8")
-        if manifest is not None:
-            (root / "manifest.jsonl").write_text(manifest, "utf-8")
-        if journal is not None:
-            (root / "commit.json").write_text(journal, "utf-8")
+        (root / "index.json").write_text(json.dumps(data), "utf-8")
+        if entries is not None:
+            (segment / "entries.jsonl").write_text(entries, "utf-8")
         for item in remove:
-            (root / item).unlink()
+            (segment / item).unlink()
         return root
 
 

@@ -77,6 +77,16 @@ def world(tmp_path_factory, videos):
 
 # --- the cases ---------------------------------------------------------------------------------------------------
 
+def _npy(values) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(values, np.int64))
+    return buffer.getvalue()
+
+
 @dataclass
 class Case:
     """``args(w)`` builds the command line from the world ``w``; ``code`` is the expected exit code;
@@ -308,14 +318,18 @@ CASES: list[Case] = [
                                                          "clips": 1, "crops": 1}}}),
           ("meta-model-missing", {"meta": {"model": None}}),
           ("meta-windows-a-string", {"meta": {"windows": "yes"}}),
-          ("manifest-line-damaged", {"manifest": '{"path": "a.mp4", "row": 0}\n{not json\n'}),
-          ("manifest-wrong-types", {"manifest": '{"path": 5, "row": "x", "windows": 3}\n' * 3}),
-          ("journal-damaged", {"journal": "{half a journ"}),
-          ("journal-wrong-type", {"journal": '{"renames": 5, "remove": null}'}),
+          ("entries-not-json", {"entries": '{"path": "a.mp4", "row": 0}\n{not json\n'}),
+          ("entries-short", {"entries": '{"path": 5}\n'}),
+          ("segments-a-string", {"meta": {"segments": "all of them"}}),
+          ("segment-missing", {"meta": {"segments": [{"number": 7, "dead": None}], "generation": 9}}),
+          ("dead-not-npy", {"dead": b"\x93NUMPY nonsense"}),
+          ("dead-out-of-range", {"dead": _npy([10 ** 6])}),
+          ("generation-negative", {"meta": {"generation": -3}}),
           ("embeddings-missing", {"remove": ("embeddings.npy",)}),
+          ("offsets-missing", {"remove": ("offsets.npy",)}),
       ]],
     Case("index-rerun-repairs-a-damaged-index",
-         lambda w: ["index", w["root"] / "lib", "--out", _damaged_index(w, "repair", {"manifest": "{oops\n"}), "-q",
+         lambda w: ["index", w["root"] / "lib", "--out", _damaged_index(w, "repair", {"entries": "{oops\n"}), "-q",
                     "-j", "0", *TINY],
          0, (), lambda w, run: _assert("3 videos" in run.stdout)),
     Case("search-empty-query", lambda w: ["search", w["index"], "  "], 2, (r"query is empty",)),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -25,11 +24,8 @@ VIDEOS = 13  # 3 classes x 4 clips + one corrupt file
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    keep = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                              "MASTER_PORT", "LOCAL_WORLD_SIZE")}
-    return {**keep, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-            "VIDPROMPT_CACHE_DIR": str(tmp_path_factory.mktemp("cache"))}
+def env(torchrun_env):
+    return torchrun_env
 
 
 @pytest.fixture(scope="module")

@@ -90,10 +90,11 @@ def test_nearest_neighbour_of_every_clip_is_itself_or_its_exact_copy(built, libr
 def test_index_holds_exactly_the_classifiers_embeddings_and_text_scores_match(built, library, clf):
     root, _ = built
     index = VideoIndex(root)
-    assert [e["path"] for e in index.entries] == library and index.embeddings.dtype == np.float16
-    assert isinstance(index.embeddings, np.memmap)
+    videos = list(index.videos())
+    assert [v.path for v in videos] == library and all(v.embedding.dtype == np.float16 for v in videos)
+    assert len(index.segments) == 1 and isinstance(index.segments[0].embeddings, np.memmap)
     direct = direct_embeddings(clf, library)  # same batches as the build: identical floats before fp16
-    assert np.array_equal(np.asarray(index.embeddings), direct.astype(np.float16))
+    assert np.array_equal(np.stack([v.embedding for v in videos]), direct.astype(np.float16))
 
     query = "a red square"
     text = clf.label_embeddings([query])[0].numpy()
@@ -123,9 +124,9 @@ def test_window_index_finds_the_moment_inside_a_long_clip(tmp_path, clf):
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
     stream = SlidingWindows(clf, long_clip, 1.0, 0.5)
     rows = np.stack([normalize(e.mean(0)).numpy() for _, e, _ in stream.embeddings()])
-    first, count = index.entries[0]["windows"]
-    assert np.array_equal(np.asarray(index.windows[first:first + count]), rows.astype(np.float16))
-    assert index.window_times[first:first + count].tolist() == [[w.start, w.end] for w in stream.windows]
+    stored = next(index.videos())
+    assert stored.path == long_clip and np.array_equal(stored.windows, rows.astype(np.float16))
+    assert stored.window_times.tolist() == [[w.start, w.end] for w in stream.windows]
 
 
 def test_rebuild_embeds_only_added_changed_and_deleted_files(tmp_path, clf, monkeypatch):
@@ -134,7 +135,8 @@ def test_rebuild_embeds_only_added_changed_and_deleted_files(tmp_path, clf, monk
     root = tmp_path / "idx"
     build_index(root, paths, clf)
     before = VideoIndex(root)
-    old_rows = {e["path"]: np.array(before.embeddings[e["row"]]) for e in before.entries}
+    old_rows = {v.path: v.embedding for v in before.videos()}
+    first_segment = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in before.segments[0].folder.iterdir()}
 
     added = str(write_video(lib / "new.mp4", checkerboard(phase=1, cell=2)))
     changed = str(lib / "red.mp4")
@@ -154,13 +156,20 @@ def test_rebuild_embeds_only_added_changed_and_deleted_files(tmp_path, clf, monk
     assert (report.added, report.changed, report.removed) == ([added], [changed], [deleted])
     assert report.unchanged == len(paths) - 2 and report.videos == len(paths)
     after = VideoIndex(root)
-    assert [e["path"] for e in after.entries] == now
-    for entry in after.entries:
-        row = np.asarray(after.embeddings[entry["row"]])
-        if entry["path"] in old_rows and entry["path"] != changed:
-            assert np.array_equal(row, old_rows[entry["path"]])  # kept, not recomputed
-    assert not np.array_equal(after.embeddings[now.index(changed)], old_rows[changed])
-    np.testing.assert_allclose(np.asarray(after.embeddings, np.float32), direct_embeddings(clf, now), atol=2e-3)
+    rows = {v.path: v.embedding for v in after.videos()}
+    assert sorted(rows) == now
+    for path, row in rows.items():
+        if path in old_rows and path != changed:
+            assert np.array_equal(row, old_rows[path])  # kept, not recomputed
+    assert not np.array_equal(rows[changed], old_rows[changed])
+    np.testing.assert_allclose(np.stack([rows[p] for p in now]).astype(np.float32), direct_embeddings(clf, now),
+                               atol=2e-3)
+    # The update appended one segment and marked the changed and deleted videos' old entries deleted; the
+    # first segment's files were not rewritten (only a small list of deletions was added beside them).
+    assert len(after.segments) == 2 and len(after.segments[0].dead_entries) == 2
+    assert [e["path"] for _, e in after.segments[1].live_entries()] == sorted([changed, added])
+    kept = {f.name: (f.stat().st_ino, f.stat().st_mtime_ns) for f in after.segments[0].folder.iterdir()}
+    assert {name: kept[name] for name in first_segment} == first_segment
 
     decoded.clear()
     again = build_index(root, now, clf)
@@ -189,22 +198,25 @@ def test_killed_build_resumes_to_the_same_index(tmp_path, library, clf, monkeypa
     assert not (tmp_path / "killed" / "pending").exists()
     assert_same_index(tmp_path / "straight", tmp_path / "killed")
 
-    # Killed while swapping the new files in: the next open finishes the commit from the journal.
-    real = vpstore._replay_journal
-    monkeypatch.setattr(vpstore, "_replay_journal", lambda root: (_ for _ in ()).throw(Killed()))
+    # Killed just before its commit (the segment written, index.json not yet): the rerun resumes from the
+    # chunks, and the unnamed segment is cleared away.
+    real = vpstore.atomic_write_json
+    monkeypatch.setattr(vpstore, "atomic_write_json", lambda *a: (_ for _ in ()).throw(Killed()))
     with pytest.raises(Killed):
         build_index(tmp_path / "swap", library, clf, **options)
-    assert (tmp_path / "swap" / "commit.json").is_file()
-    monkeypatch.setattr(vpstore, "_replay_journal", real)
+    assert not (tmp_path / "swap" / "index.json").exists() and (tmp_path / "swap" / "segments").is_dir()
+    monkeypatch.setattr(vpstore, "atomic_write_json", real)
+    assert build_index(tmp_path / "swap", library, clf, **options).embedded == []
     assert_same_index(tmp_path / "straight", tmp_path / "swap")
 
 
 def assert_same_index(a, b):
+    """The same videos, entries and rows, in the same segment layout."""
     x, y = VideoIndex(a), VideoIndex(b)
-    assert np.array_equal(np.asarray(x.embeddings), np.asarray(y.embeddings))
-    assert np.array_equal(np.asarray(x.windows), np.asarray(y.windows))
-    assert np.array_equal(x.window_times, y.window_times)
-    assert (a / "manifest.jsonl").read_text() == (b / "manifest.jsonl").read_text()
+    assert [s.number for s in x.segments] == [s.number for s in y.segments]
+    for s, t in zip(x.segments, y.segments):
+        for name in ("embeddings.npy", "windows.npy", "window_times.npy", "window_rows.npy", "entries.jsonl"):
+            assert (s.folder / name).read_bytes() == (t.folder / name).read_bytes(), name
     meta = [{k: v for k, v in m.items() if k != "updated"} for m in (x.meta, y.meta)]
     assert meta[0] == meta[1]
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())

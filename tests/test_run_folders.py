@@ -185,9 +185,11 @@ def test_index_killed_anywhere_then_copied_or_moved_resumes_exactly(library, clf
 
     def check(folder, old, why):
         index = VideoIndex(folder)
-        assert [e["path"] for e in index.entries] == [e["path"] for e in straight.entries]
-        assert np.array_equal(np.asarray(index.embeddings), np.asarray(straight.embeddings)), why
-        assert np.array_equal(np.asarray(index.windows), np.asarray(straight.windows)), why
+        videos, expected = list(index.videos()), list(straight.videos())
+        assert [v.path for v in videos] == [v.path for v in expected]
+        for got, want in zip(videos, expected):
+            assert np.array_equal(got.embedding, want.embedding), why
+            assert np.array_equal(got.windows, want.windows) and np.array_equal(got.window_times, want.window_times)
         meta = json.loads((folder / "index.json").read_text())
         assert meta["videos"] == len(paths) and str(old) not in json.dumps(meta)
 

@@ -129,7 +129,9 @@ def test_index_and_localize_read_urls(web, tmp_path):
     out = run_cli("index", url, f"{web['plain']}/blue.webm", "--out", str(tmp_path / "lib.vpindex"), "--window",
                   "0.8", "-j", "0", "-q", "--json", *TINY)
     assert out.returncode == 0, out.stderr
-    manifest = [json.loads(line) for line in (tmp_path / "lib.vpindex" / "manifest.jsonl").read_text().splitlines()]
+    from vidprompt.index import VideoIndex
+
+    manifest = [video.entry for video in VideoIndex(tmp_path / "lib.vpindex").videos()]
     assert [m["path"] for m in manifest] == [url, f"{web['plain']}/blue.webm"]
     assert manifest[0]["frames"] == 40 and manifest[0]["duration"] == pytest.approx(1.6)
     assert manifest[0]["windows"][1] == 2 and manifest[0]["decoder"] == "pyav"

@@ -21,7 +21,9 @@ Importing this module does not import torch.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+
+from .errors import VidpromptError
 
 if TYPE_CHECKING:
     import torch
@@ -158,3 +160,47 @@ def cleanup() -> None:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+
+
+class PeerFailed(VidpromptError):
+    """Another process of a torchrun run failed or vanished (printed by process 0, which has the story)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.reported_on_main = not is_main()
+
+
+def share_from_main(produce: Callable[[], Any]) -> Any:
+    """``produce()`` run by rank 0 alone (it may write files), its result handed to every rank. When it raises,
+    rank 0 raises that error and every other rank a :class:`PeerFailed`, so no rank waits forever."""
+    if not is_distributed():
+        return produce()
+    if is_main():
+        try:
+            value = produce()
+        except BaseException as exc:
+            broadcast_object(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            raise
+        broadcast_object(("ok", value))
+        return value
+    state, value = broadcast_object(None)
+    if state == "failed":
+        raise PeerFailed(f"process 0 failed ({value})")
+    return value
+
+
+def step_together(state: str, message: str = "") -> bool:
+    """One collective step of a run whose ranks have different amounts of work. Each rank calls it after each
+    unit of its own work (``running``), then with ``done`` until it returns True (every rank is done); a rank
+    that fails calls it once with ``failed`` and its message. Raises :class:`PeerFailed` on the others."""
+    if not is_distributed():
+        return True
+    try:
+        parts = all_gather_object((state, message))
+    except Exception as exc:
+        raise PeerFailed(f"lost contact with the other processes ({type(exc).__name__}: {exc})") from exc
+    failed = [(r, m) for r, (s, m) in enumerate(parts) if s == "failed" and r != rank()]
+    if failed:
+        r, m = failed[0]
+        raise PeerFailed(f"process {r} of {len(parts)} failed ({m})")
+    return all(s == "done" for s, _ in parts)

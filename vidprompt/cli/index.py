@@ -53,17 +53,43 @@ def index_command(
         "--window-stride", help="Seconds between window starts. Default: --window (no overlap).")] = None,
     views: ViewOptions = ViewOptions(),
     runtime: RuntimeOptions = RuntimeOptions(),
+    compact: Annotated[bool, typer.Option(
+        "--compact", help="After the update, merge the index's segments into one (done by itself past "
+                          "16 segments or a quarter of the rows deleted).")] = False,
+    ann: Annotated[Optional[str], typer.Option(
+        "--ann", metavar="auto|none|ivf|hnsw|flat",
+        help='Approximate search index kept beside the rows, which search uses to shortlist them (re-ranked '
+             'exactly): auto builds ivf past 250,000 searched rows when FAISS is installed (pip install '
+             '"vidprompt[ann]"). Default: the index\'s setting, else auto.')] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the build summary as JSON.")] = False,
     strict: Strict = False,
     quiet: Quiet = False,
 ) -> None:
-    """Embed every clip of a video library into a searchable index (incremental and resumable)."""
+    """Embed every clip of a video library into a searchable index (incremental and resumable).
+
+    Under torchrun (torchrun --nproc-per-node N -m vidprompt index ...) each process embeds its share of the
+    new and changed videos; process 0 alone plans, commits and prints. --out must be a folder every process
+    sees (one machine, or a shared filesystem).
+    """
+    from .. import distributed
     from ..fileio import check_output_folder
     from ..index import claim_index, open_for_update
+    from ..index.shortlist import check_setting
 
-    lock = claim_index(check_output_folder(out, "--out"))  # a second build of this folder is refused at once
+    check_setting(ann)  # an unknown kind, or a kind without FAISS: refused before anything is claimed
+
+    if not distributed.is_main():  # the other torchrun processes stay quiet unless they fail themselves
+        log.setLevel(logging.ERROR)
+    target = distributed.init_from_env(runtime.device)  # joins torchrun's group; without torchrun: resolves
+    lock = None
+
+    def claim():  # process 0: a second build of this folder is refused at once, before any model loads
+        nonlocal lock
+        lock = claim_index(check_output_folder(out, "--out"))
+        return open_for_update(out)
+
     try:
-        meta = open_for_update(out)
+        meta = distributed.share_from_main(claim)
         if not inputs:
             if meta is None or not meta.get("inputs"):
                 raise UsageError("no inputs: give video files or folders to index")
@@ -77,16 +103,26 @@ def index_command(
             view = views.view(ViewConfig.from_dict(meta["view"]))  # checked when the index was opened
         else:
             view = views.view(models.checkpoint_view())
-        report, windowed = _build(out, inputs, meta, models, view, runtime, window, window_stride, lock, quiet)
+        report, windowed = _build(out, inputs, meta, models, view, runtime, target, window, window_stride, lock,
+                                  compact, ann, quiet)
+        if report is None:
+            return  # process 0 commits, prints and sets the exit status
         _print_build(report, out, windowed, json_out)
         if report.failed and strict:
             raise typer.Exit(1)
+    except VidpromptError as exc:
+        if getattr(exc, "reported_on_main", False) and not distributed.is_main():
+            raise typer.Exit(exc.exit_code) from None  # process 0 prints this error
+        raise
     finally:
-        lock.release()
+        distributed.cleanup()
+        if lock is not None:
+            lock.release()
 
 
-def _build(out, inputs, meta, models, view, runtime, window, window_stride, lock, quiet):
-    """Embed the new and changed videos of ``inputs`` into the index at ``out``; the build report."""
+def _build(out, inputs, meta, models, view, runtime, device, window, window_stride, lock, compact, ann, quiet):
+    """Embed the new and changed videos of ``inputs`` into the index at ``out``; the build report (None on the
+    processes other than 0 under torchrun)."""
     from ..inputs import expand_inputs
 
     templates = models.templates()
@@ -96,6 +132,7 @@ def _build(out, inputs, meta, models, view, runtime, window, window_stride, lock
 
     import torch
 
+    from .. import distributed
     from ..index import IndexBuild, classifier_for
     from ..interrupts import doing
     from ..progress import progress_bar
@@ -103,23 +140,33 @@ def _build(out, inputs, meta, models, view, runtime, window, window_stride, lock
     torch.manual_seed(runtime.seed)
     clf, used_checkpoint = classifier_for(meta["model"] if meta else None, view, model=models.model,
                                           pretrained=models.pretrained, checkpoint=models.checkpoint,
-                                          templates=templates, **runtime.classifier_kwargs())
+                                          templates=templates, **{**runtime.classifier_kwargs(), "device": device})
     warn_random_weights(clf.model.backbone.pretrained)
     build = IndexBuild(out, paths, clf, window=window, window_stride=window_stride, inputs=inputs,
-                       checkpoint=used_checkpoint, lock=lock)
-    if build.report.resumed:
-        log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
+                       checkpoint=used_checkpoint, lock=lock, compact=compact, ann=ann,
+                       ann_progress=lambda rows: progress_bar(rows, "approximate index", enabled=not quiet,
+                                                              unit="rows"))
+    world = distributed.world_size()
+    if distributed.is_main():
+        if build.report.resumed:
+            log.info("resuming: %d videos already embedded by an interrupted build", build.report.resumed)
+        if world > 1 and build.todo:
+            log.info("%d processes (torchrun), each embedding about %d of the %d videos to go", world,
+                     -(-len(build.todo) // world), len(build.todo))
     doing(f"indexing into {out}; embedded videos are kept: run `vidprompt index` on the same folder again to "
           "resume")
-    with progress_bar(len(build.todo), "indexing", enabled=not quiet and bool(build.todo), unit="clips") as advance:
-        return build.run(progress=advance), bool(build.windows)
+    share = len(build.todo[distributed.rank()::world])
+    with progress_bar(share, "indexing" if world == 1 else "indexing (process 0's share)",
+                      enabled=not quiet and share > 0 and distributed.is_main(), unit="clips") as advance:
+        build.embed(progress=advance)
+    return build.commit(), bool(build.windows)  # the caller releases the lock
 
 
 def _print_build(report, out: Path, windowed: bool, json_out: bool) -> None:
     for path, error in report.failed[:10]:
         log.error("%s: %s", path, error)
     if len(report.failed) > 10:
-        log.error("... %d more (listed in %s)", len(report.failed) - 10, out / "manifest.jsonl")
+        log.error("... %d more (all of them in --json's \"failed\")", len(report.failed) - 10)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return

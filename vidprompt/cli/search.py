@@ -32,6 +32,9 @@ def search_command(
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many results.")] = 10,
     whole_clips: Annotated[bool, typer.Option(
         "--whole-clips", help="Rank whole clips even when the index has windows.")] = False,
+    exact: Annotated[bool, typer.Option(
+        "--exact", help="Scan every row, even where the index keeps an approximate index (see vidprompt index "
+                        "--ann); its shortlist is re-ranked exactly, so this only matters for recall.")] = False,
     models: SearchModel = SearchModel(),
     device: Device = "auto",
     precision: Precision = "auto",
@@ -56,17 +59,18 @@ def search_command(
     clf = idx.classifier(model=models.model, pretrained=models.pretrained, checkpoint=models.checkpoint,
                          templates=models.templates(), device=device, precision=precision, num_workers=0,
                          decoder=decoder)
-    hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips)
+    hits = idx.search(clf, query, like=like, top_k=top_k, whole_clips=whole_clips, exact=exact)
     if json_out:
         typer.echo(json.dumps([{"rank": rank, **hit.to_dict()} for rank, hit in enumerate(hits, start=1)],
                               indent=2, ensure_ascii=False))
         return
-    render_hits(hits, query if query is not None else f"like {like}")
+    render_hits(hits, query if query is not None else f"like {like}", how=idx.last_search)
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def render_hits(hits, title: str, stream: Optional[TextIO] = None) -> None:
+def render_hits(hits, title: str, stream: Optional[TextIO] = None, how: Optional[str] = None) -> None:
+    """The ranked hits as a table; ``how``: the search's own line under it (approximate or exact)."""
     from rich.table import Table
 
     from ..render import clock, results_console
@@ -75,7 +79,8 @@ def render_hits(hits, title: str, stream: Optional[TextIO] = None) -> None:
     if not hits:
         console.print("no results (the index is empty)")
         return
-    table = Table(title=f"search: {title}", title_justify="left")
+    table = Table(title=f"search: {title}", title_justify="left",
+                  caption=how if how and how != "exact" else None, caption_justify="left")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("video", overflow="fold")

@@ -9,20 +9,21 @@ only searched with the model that built it; another one is refused.
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import OptionValueError, UsageError, VidpromptError, out_of_range
 from ..locks import FileLock
 from ..video import ViewConfig
-from .store import (COMMIT_LOCK, JOURNAL, check_folder, describe_model, finish_commit, model_difference, model_record,
-                    read_index, read_meta_file, stored_rows)
+from . import shortlist
+from .scan import Table, exact_top_k
+from .segment import Segment, SegmentDamaged, global_id, split_id
+from .store import (COMMIT_LOCK, JOURNAL, DamagedIndex, check_folder, describe_model, finish_commit,
+                    model_difference, model_record, open_segments, read_meta_file, stored_rows)
 
 
 @dataclass
@@ -31,8 +32,8 @@ class Hit:
     score: float  # cosine between the query and the clip (or window) embedding
     start: float | None  # seconds; the whole clip for a clip-level hit
     end: float | None
-    row: int  # the video's row in embeddings.npy
-    window: int | None = None  # the window's row in windows.npy, for a window-level hit
+    row: int  # the video's row: segment number << 32 | its row in the segment's embeddings.npy
+    window: int | None = None  # the same for the window, in windows.npy, for a window-level hit
 
     def to_dict(self) -> dict:
         return {"video": self.path, "score": round(self.score, 6),
@@ -40,20 +41,35 @@ class Hit:
                 "end": None if self.end is None else round(self.end, 3)}
 
 
+@dataclass
+class StoredVideo:
+    """One live video of an index and its stored rows (read on demand, for inspection and tests)."""
+
+    entry: dict
+    embedding: np.ndarray  # float16 [D]
+    windows: np.ndarray | None  # float16 [windows, D]
+    window_times: np.ndarray | None  # float64 [windows, 2]
+
+    @property
+    def path(self) -> str:
+        return self.entry["path"]
+
+
 class VideoIndex:
-    """An index folder opened for search (arrays memory-mapped: opening is instant at any size)."""
+    """An index folder opened for search. Its segments are memory-mapped: opening costs a few small reads at
+    any size, and a search reads a bounded chunk of rows at a time."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         check_folder(self.root)
-        # Read under a shared lock, so a build swapping in new files is never caught halfway; once
-        # memory-mapped, the arrays stay valid after a later swap replaces their names.
+        # Read under a shared lock, so a build deleting what its commit replaced is never caught halfway; once
+        # memory-mapped, the arrays stay valid after a later build deletes their files.
         while True:
             with FileLock(self.root / COMMIT_LOCK, shared=True) if self.root.is_dir() else nullcontext():
                 if not (self.root / JOURNAL).is_file():
                     self._read_files()
                     break
-            finish_commit(self.root)  # a build died halfway through its swap: finish it, then read
+            finish_commit(self.root)  # a format-1 build died halfway through its swap: finish it, then read
 
     def _read_files(self) -> None:
         meta = read_meta_file(self.root)
@@ -61,20 +77,16 @@ class VideoIndex:
             raise UsageError(f"{self.root}: no index here (build one with `vidprompt index VIDEOS --out "
                              f"{self.root}`)")
         self.meta = meta
-        entries, self.embeddings, self.windows, self.window_times = read_index(self.root, meta)
-        self.entries = [e for e in entries if e.get("error") is None]
-        self.window_owner = None
-        if self.windows is not None:
-            owner = np.zeros(self.windows.shape[0], np.int64)
-            for entry in self.entries:
-                first, count = entry["windows"]
-                owner[first:first + count] = entry["row"]
-            self.window_owner = owner
-        self._tensors: dict[str, torch.Tensor] = {}
+        self.segments: list[Segment] = open_segments(self.root, meta)
+        self._by_number = {segment.number: segment for segment in self.segments}
         self._checked = None  # the last model that passed check_model
+        record = shortlist.record_of(meta)  # opened (memory-mapped) while the lock keeps its file in place
+        self.shortlist = shortlist.Shortlist(self.root, record, self.segments) if record else None
+        self.last_search = None  # how the last search was answered: "exact", or the shortlist described
 
     def __len__(self) -> int:
-        return len(self.entries)
+        """Videos with an embedding."""
+        return sum(segment.live_rows for segment in self.segments)
 
     @property
     def model(self) -> dict:
@@ -83,6 +95,27 @@ class VideoIndex:
     @property
     def view(self) -> ViewConfig:
         return ViewConfig.from_dict(self.meta["view"])
+
+    @property
+    def has_windows(self) -> bool:
+        return bool(self.meta.get("windows"))
+
+    def videos(self, *, failed: bool = False) -> Iterator[StoredVideo | dict]:
+        """Every live video with its rows, segment by segment (``failed``: the entries of the videos that could
+        not be read instead, as dicts)."""
+        for segment in self.segments:
+            for _, entry in segment.live_entries():
+                if (entry.get("error") is not None) != failed:
+                    continue
+                if failed:
+                    yield entry
+                    continue
+                windows = times = None
+                if segment.windows is not None:
+                    first, count = entry["windows"]
+                    windows = np.asarray(segment.windows[first:first + count])
+                    times = np.asarray(segment.window_times[first:first + count])
+                yield StoredVideo(entry, np.asarray(segment.embeddings[entry["row"]]), windows, times)
 
     # --- the query model ---------------------------------------------------------------------------------
     def classifier(self, *, model: str | None = None, pretrained: str | None = None,
@@ -150,67 +183,71 @@ class VideoIndex:
         raise VidpromptError(f"{path}: no embedding")
 
     def search(self, clf, text: str | None = None, *, like: str | os.PathLike | None = None, top_k: int = 10,
-               whole_clips: bool = False) -> list[Hit]:
+               whole_clips: bool = False, exact: bool = False) -> list[Hit]:
         """The ``top_k`` best matches for a text query or a query video (``like``)."""
         if (text is None) == (like is None):
             raise OptionValueError("like", "give text (a query) or like (a query video), one of them")
         query = self.text_embedding(clf, text) if text is not None else self.video_embedding(clf, like)
-        return self.search_embedding(query, top_k=top_k, whole_clips=whole_clips)
+        return self.search_embedding(query, top_k=top_k, whole_clips=whole_clips, exact=exact)
 
-    def search_embedding(self, query: np.ndarray, top_k: int = 10, whole_clips: bool = False) -> list[Hit]:
+    def search_embedding(self, query: np.ndarray, top_k: int = 10, whole_clips: bool = False,
+                         exact: bool = False) -> list[Hit]:
         """Rank by cosine with a normalised query ``[D]``: windows when the index has them (at most one hit
-        per overlapping stretch of a video), else whole clips."""
+        per overlapping stretch of a video), else whole clips. The index's approximate index shortlists the
+        rows when it has one for that table (scores are exact either way); ``exact``: scan every row.
+        :attr:`last_search` says which answered."""
         if top_k < 1:
             raise out_of_range("top_k", top_k, "at least 1")
         query = np.asarray(query, np.float32).reshape(-1)
-        if query.shape[0] != self.embeddings.shape[1]:
-            raise UsageError(f"query has {query.shape[0]} dimensions, the index {self.embeddings.shape[1]}")
-        use_windows = self.windows is not None and not whole_clips
-        matrix = self.windows if use_windows else self.embeddings
-        total = matrix.shape[0]
-        if total == 0:
-            return []
-        scores = self._scores("windows" if use_windows else "clips", matrix, query)
-        pool = min(total, max(8 * top_k, top_k + 64))
+        if query.shape[0] != self.model["embed_dim"]:
+            raise UsageError(f"query has {query.shape[0]} dimensions, the index {self.model['embed_dim']}")
+        use_windows = self.has_windows and not whole_clips
+        tables = [self._table(segment, use_windows) for segment in self.segments]
+        approximate = self.shortlist if (
+            not exact and self.shortlist is not None and self.shortlist.usable
+            and self.shortlist.table == ("windows" if use_windows else "clips")) else None
+        pool = top_k if not use_windows else max(4 * top_k, top_k + 16)
         while True:
-            candidates = torch.topk(scores, pool).indices.numpy()
-            # The fp16 product ranks; the candidates are re-scored in float32 so ties and order are exact.
-            exact = np.asarray(matrix[np.sort(candidates)], np.float32) @ query
-            order = np.sort(candidates)[np.argsort(-exact, kind="stable")]
-            exact = np.sort(exact)[::-1]
-            hits = self._hits(order, exact, use_windows, top_k)
-            if len(hits) >= top_k or pool == total:
-                return hits
-            pool = min(total, pool * 4)
-
-    def _scores(self, name: str, matrix: np.ndarray, query: np.ndarray) -> torch.Tensor:
-        """Cosines of every row with the query: one fp16 matrix-vector product over the memory map."""
-        tensor = self._tensors.get(name)
-        if tensor is None:
-            with warnings.catch_warnings():  # read-only memory map: torch is never asked to write to it
-                warnings.simplefilter("ignore", UserWarning)
-                tensor = torch.from_numpy(matrix)
-            self._tensors[name] = tensor
-        return (tensor @ torch.from_numpy(query).to(tensor.dtype)).float()
-
-    def _hits(self, order: np.ndarray, scores: np.ndarray, use_windows: bool, top_k: int) -> list[Hit]:
-        hits: list[Hit] = []
-        taken: dict[int, list[tuple[float, float]]] = {}
-        for index, score in zip(order.tolist(), scores.tolist()):
-            if use_windows:
-                row = int(self.window_owner[index])
-                start, end = (float(t) for t in self.window_times[index])
-                spans = taken.setdefault(row, [])
-                if any(start < e and s < end for s, e in spans):
-                    continue  # an overlapping window of the same video is already a hit
-                spans.append((start, end))
-                hits.append(Hit(self.entries[row]["path"], float(score), start, end, row, index))
+            found = approximate.top(query, pool) if approximate is not None else None
+            if found is None:
+                ids, scores = exact_top_k(tables, query, pool)
+                exhausted, self.last_search = len(ids) < pool, "exact"
             else:
-                entry = self.entries[index]
-                hits.append(Hit(entry["path"], float(score), 0.0 if entry.get("duration") is not None else None,
-                                entry.get("duration"), index))
-            if len(hits) == top_k:
-                break
+                (ids, scores, exhausted), self.last_search = found, approximate.describe()
+            hits = self._hits(ids, scores, use_windows, top_k)
+            if len(hits) >= top_k or exhausted:
+                return hits
+            pool *= 4  # overlapping windows of one video took the places: look further down
+
+    @staticmethod
+    def _table(segment: Segment, windows: bool) -> Table:
+        matrix, dead = (segment.windows, segment.dead_windows) if windows else (segment.embeddings, segment.dead_rows)
+        return Table(matrix, global_id(segment.number, 0), global_id(segment.number, dead))
+
+    def _hits(self, ids: np.ndarray, scores: np.ndarray, use_windows: bool, top_k: int) -> list[Hit]:
+        hits: list[Hit] = []
+        taken: dict[tuple[int, int], list[tuple[float, float]]] = {}
+        try:
+            for ident, score in zip(ids.tolist(), scores.tolist()):
+                number, local = split_id(ident)
+                segment = self._by_number[number]
+                if use_windows:
+                    row = int(segment.window_rows[local])
+                    start, end = (float(t) for t in segment.window_times[local])
+                    spans = taken.setdefault((number, row), [])
+                    if any(start < e and s < end for s, e in spans):
+                        continue  # an overlapping window of the same video is already a hit
+                    spans.append((start, end))
+                    entry = segment.entry_of_row(row)
+                    hits.append(Hit(entry["path"], float(score), start, end, global_id(number, row), ident))
+                else:
+                    entry = segment.entry_of_row(local)
+                    hits.append(Hit(entry["path"], float(score), 0.0 if entry.get("duration") is not None else None,
+                                    entry.get("duration"), ident))
+                if len(hits) == top_k:
+                    break
+        except SegmentDamaged as exc:
+            raise DamagedIndex(self.root, str(exc)) from None
         return hits
 
 

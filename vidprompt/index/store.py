@@ -1,15 +1,19 @@
 """The index folder on disk: what its files hold, reading them back (checked, memory-mapped), the chunks of
-a build in progress, and the journalled commit that swaps a new index in.
+a build in progress, and the commit that makes a new state of the index visible in one rename.
 
 An index folder holds::
 
-    index.json        what built it: format, vidprompt version, model (method, backbone, weights, trained
-                      tensors digest, checkpoint path, templates), views, window settings, inputs, counts
-    manifest.jsonl    one line per video in input order: path, size, mtime, frames, fps, duration, row,
-                      windows [first, count]; or path, size, mtime, error for a video that does not decode
-    embeddings.npy    float16 [videos, D], L2-normalised (row ``row`` of the manifest)
-    windows.npy       float16 [windows, D], with ``--window`` only; window_times.npy float64 [windows, 2]
+    index.json        the commit: format, vidprompt version, model (method, backbone, weights, trained tensors
+                      digest, checkpoint path, templates), views, window settings, inputs, counts, and the
+                      segments that make up the index with each one's current list of deleted entries
+    segments/NNNNNN/  the segments: immutable folders of embedded videos (layout in :mod:`.segment`)
     pending/          a build's finished chunks (``chunk-NNNNNN.npz``) and what it embeds with (``run.json``)
+    ann/              an approximate search index over the rows, when one was built (:mod:`.ann`)
+
+A build appends a segment and writes new deletion lists, then replaces ``index.json``; files that no commit
+names any more are deleted afterwards, under the commit lock, so a reader that opened the previous state keeps
+reading it. An index of format 1 (one ``embeddings.npy`` and ``manifest.jsonl`` at the top, swapped in by a
+journal) is read as one segment, and turned into format 2 by the next build.
 
 What goes into an index is decided by :mod:`.build`, how it is ranked by :mod:`.search`; this module knows
 the files, and the two records a folder is checked against: the model that embedded it (:func:`model_record`)
@@ -21,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -30,9 +35,12 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import OptionValueError, UsageError, VidpromptError
-from ..fileio import atomic_write, atomic_write_json, atomic_write_text, make_folder
+from ..fileio import atomic_write, atomic_write_json, make_folder
 from ..locks import FileLock, claim
 from ..video import ViewConfig, check_window
+from .segment import Segment, SegmentDamaged, segment_name
+from .shortlist import FOLDER as ANN
+from .shortlist import record_of
 
 if TYPE_CHECKING:
     import torch
@@ -40,17 +48,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "vidprompt-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META = "index.json"
+SEGMENTS = "segments"
+PENDING = "pending"
+# Format 1's files, read (and migrated) still.
 MANIFEST = "manifest.jsonl"
 EMBEDDINGS = "embeddings.npy"
 WINDOWS = "windows.npy"
 WINDOW_TIMES = "window_times.npy"
-PENDING = "pending"
 JOURNAL = "commit.json"
 BUILD_LOCK = ".build.lock"  # held by a build from planning to commit: one writer at a time
 COMMIT_LOCK = ".commit.lock"  # exclusive while files are swapped in, shared while a reader opens them
 DTYPE = np.float16
+_STAMPED = ("format", "format_version", "vidprompt_version", "dtype", "updated")  # set by every commit
 # Fields of the model record that decide the video embeddings; templates only change the text side.
 VIDEO_SIDE = ("method", "backbone", "hparams", "trained_tensors")
 
@@ -186,7 +197,8 @@ def check_folder(root: Path) -> None:
 
 
 def read_meta(root: str | os.PathLike) -> dict | None:
-    """The index's ``index.json`` (after finishing an interrupted commit), or ``None`` if there is no index."""
+    """The index's ``index.json`` (after finishing an interrupted format-1 commit), or ``None`` if there is no
+    index."""
     root = Path(root)
     check_folder(root)
     if root.is_dir():
@@ -205,7 +217,7 @@ def read_meta_file(root: Path) -> dict | None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise VidpromptError(f"{root} is not a vidprompt index")
     version = meta.get("format_version", 0)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or version < 1:
         raise DamagedIndex(root, f"{META}: format_version {version!r}")
     if version > FORMAT_VERSION:
         raise VidpromptError(f"{root} has index format {meta['format_version']}, newer than this vidprompt "
@@ -242,12 +254,110 @@ def _meta_problem(meta: dict) -> str | None:
     inputs = meta.get("inputs")
     if inputs is not None and not (isinstance(inputs, list) and all(isinstance(i, str) for i in inputs)):
         return "inputs of the wrong type"
+    if meta["format_version"] >= 2:
+        return _segments_problem(meta)
     return None
 
 
+def _segments_problem(meta: dict) -> str | None:
+    segments, generation = meta.get("segments"), meta.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        return "generation missing or of the wrong type"
+    if not isinstance(segments, list):
+        return "segments missing"
+    numbers = []
+    for record in segments:
+        if not isinstance(record, dict) or not isinstance(record.get("number"), int) or \
+                not 0 <= record["number"] <= generation:
+            return "a segment record of the wrong type"
+        dead = record.get("dead")
+        if dead is not None and not (isinstance(dead, str) and re.fullmatch(r"dead-\d{6}\.npy", dead)):
+            return f"segment {record['number']}: deletions named {dead!r}"
+        numbers.append(record["number"])
+    if numbers != sorted(set(numbers)):
+        return "segments out of order"
+    return None
+
+
+def open_segments(root: Path, meta: dict) -> list[Segment]:
+    """The index's segments, opened and checked (a format-1 index: its files as one segment)."""
+    with_windows = bool(meta.get("windows"))
+    if meta["format_version"] == 1:
+        return [LegacySegment(root, meta)]
+    dim = meta["model"]["embed_dim"]
+    try:
+        return [Segment(root / SEGMENTS / segment_name(record["number"]), record["number"], dim, with_windows,
+                        record.get("dead")) for record in meta["segments"]]
+    except SegmentDamaged as exc:
+        raise DamagedIndex(root, str(exc)) from None
+
+
+def live_counts(segments: list[Segment]) -> dict:
+    """Videos with an embedding, videos without (their error recorded), and windows, deletions left out."""
+    videos = sum(seg.live_rows for seg in segments)
+    entries = sum(len(seg.entry_rows) - len(seg.dead_entries) for seg in segments)
+    windows = sum(len(seg.windows) - len(seg.dead_windows) for seg in segments if seg.windows is not None)
+    return {"videos": videos, "failed": entries - videos, "window_rows": windows}
+
+
+class LegacySegment(Segment):
+    """A format-1 index read as segment 0: its manifest held in memory, its arrays memory-mapped."""
+
+    def __init__(self, root: Path, meta: dict):  # not super().__init__, which reads format 2 files
+        with_windows = bool(meta.get("windows"))
+        self.folder, self.number, self._handle = root, 0, None
+        self._entries = _read_manifest(root / MANIFEST, with_windows)
+        try:
+            self.embeddings = load_array(root / EMBEDDINGS)
+            self.windows = load_array(root / WINDOWS) if with_windows else None
+            self.window_times = np.load(root / WINDOW_TIMES) if with_windows else None
+        except (OSError, ValueError) as exc:
+            raise DamagedIndex(root, f"arrays unreadable: {getattr(exc, 'strerror', None) or exc}") from None
+        self.entry_rows = np.asarray([e["row"] if e.get("error") is None else -1 for e in self._entries], np.int64)
+        self.row_entries = np.flatnonzero(self.entry_rows >= 0).astype(np.int64)
+        dim = meta["model"]["embed_dim"]
+        if self.embeddings.ndim != 2 or self.embeddings.shape != (len(self.row_entries), dim):
+            raise DamagedIndex(root, f"{EMBEDDINGS} has shape {self.embeddings.shape}, the manifest "
+                                     f"{len(self.row_entries)} videos of width {dim}")
+        self.window_rows = None
+        if with_windows:
+            spans = [e["windows"] for e in self._entries if e.get("error") is None]
+            ends = max((sum(span) for span in spans), default=0)
+            if self.windows.ndim != 2 or self.windows.shape[1] != dim or self.windows.shape[0] < ends or \
+                    self.window_times.shape != (self.windows.shape[0], 2):
+                raise DamagedIndex(root, f"window arrays of shape {self.windows.shape} and "
+                                         f"{self.window_times.shape} do not hold the manifest's {ends} windows")
+            self.windows, self.window_times = self.windows[:ends], self.window_times[:ends]
+            self.window_rows = np.zeros(ends, np.int64)
+            for row, (first, count) in enumerate(spans):
+                self.window_rows[first:first + count] = row
+        self.dead_entries = self.dead_rows = np.zeros(0, np.int64)
+        self.dead_windows = np.zeros(0, np.int64) if with_windows else None
+
+    def entry(self, line: int) -> dict:
+        return dict(self._entries[line])
+
+    def live_entries(self):
+        return ((line, dict(entry)) for line, entry in enumerate(self._entries))
+
+
+def discard_index(root: str | os.PathLike) -> None:
+    """Delete a damaged index's own files (not its pending chunks, which are checked on their own), so the
+    next build starts fresh."""
+    root = Path(root)
+    with FileLock(root / COMMIT_LOCK):
+        for name in (*_SWAPPED, JOURNAL):
+            for path in (root / name, root / f".{name}.next"):
+                if path.is_file():
+                    path.unlink()
+        for folder in (SEGMENTS, ANN):
+            if (root / folder).is_dir():
+                shutil.rmtree(root / folder)
+
+
 def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
-    """The manifest's entries, each checked: a video with an embedding has an integer row (and a window span
-    when the index has windows), rows in order."""
+    """A format-1 manifest's entries, each checked: a video with an embedding has an integer row (and a window
+    span when the index has windows), rows in order."""
     if not path.is_file():
         return []
     entries, rows = [], 0
@@ -267,41 +377,6 @@ def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
         rows += entry.get("error") is None
         entries.append(entry)
     return entries
-
-
-def read_index(root: Path, meta: dict) -> tuple[list[dict], np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Manifest entries and the memory-mapped arrays, checked against each other: one row per video with an
-    embedding, the width the model record says, window spans inside the window arrays."""
-    with_windows = bool(meta.get("windows"))
-    entries = _read_manifest(root / MANIFEST, with_windows)
-    try:
-        embeddings = load_array(root / EMBEDDINGS)
-        windows = load_array(root / WINDOWS) if with_windows else None
-        window_times = np.load(root / WINDOW_TIMES) if with_windows else None
-    except (OSError, ValueError) as exc:
-        raise DamagedIndex(root, f"arrays unreadable: {exc.strerror or exc}") from None
-    videos = sum(e.get("error") is None for e in entries)
-    if embeddings.ndim != 2 or embeddings.shape != (videos, meta["model"]["embed_dim"]):
-        raise DamagedIndex(root, f"{EMBEDDINGS} has shape {embeddings.shape}, the manifest {videos} videos of "
-                                 f"width {meta['model']['embed_dim']}")
-    if with_windows:
-        ends = max((sum(e["windows"]) for e in entries if e.get("error") is None), default=0)
-        if windows.ndim != 2 or windows.shape[1] != embeddings.shape[1] or windows.shape[0] < ends or \
-                window_times.shape != (windows.shape[0], 2):
-            raise DamagedIndex(root, f"window arrays of shape {windows.shape} and {window_times.shape} do not hold "
-                                     f"the manifest's {ends} windows")
-    return entries, embeddings, windows, window_times
-
-
-def discard_index(root: str | os.PathLike) -> None:
-    """Delete a damaged index's own files (not its pending chunks, which are checked on their own), so the
-    next build starts fresh."""
-    root = Path(root)
-    with FileLock(root / COMMIT_LOCK):
-        for name in (*_SWAPPED, JOURNAL):
-            for path in (root / name, root / f".{name}.next"):
-                if path.is_file():
-                    path.unlink()
 
 
 def _entry_ok(entry, row: int, with_windows: bool) -> bool:
@@ -339,7 +414,7 @@ def open_for_update(root: str | os.PathLike) -> dict | None:
     try:
         meta = read_meta(root)
         if meta is not None:
-            read_index(root, meta)
+            open_segments(root, meta)
         return meta
     except DamagedIndex as exc:
         log.warning("warning: %s: damaged index (%s); rebuilding it from the inputs", root, exc.problem)
@@ -409,66 +484,45 @@ def stored_rows(views: torch.Tensor) -> np.ndarray:
 
 # --- the commit ------------------------------------------------------------------------------------------------
 
-def commit_files(root: Path, entries: list[dict], sources: list[tuple], summary: dict) -> None:
-    """Write the new arrays, manifest and index.json (``summary`` plus format, version and date) beside the old
-    files, then swap them in through the journal, so the folder never holds half of each."""
-    with_windows = summary["windows"] is not None
-    names = {EMBEDDINGS: f".{EMBEDDINGS}.next", MANIFEST: f".{MANIFEST}.next", META: f".{META}.next"}
-    if with_windows:
-        names.update({WINDOWS: f".{WINDOWS}.next", WINDOW_TIMES: f".{WINDOW_TIMES}.next"})
-    _write_arrays(root, names, entries, sources, summary["model"]["embed_dim"], with_windows,
-                  summary["window_rows"])
-    # ASCII JSON: a file name that is not UTF-8 survives as a \udcXX escape
-    atomic_write_text(root / names[MANIFEST], "".join(json.dumps(e) + "\n" for e in entries))
-    atomic_write_json(root / names[META], {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "vidprompt_version": __version__, **summary,
-        "dtype": "float16", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
-    remove = [PENDING] + ([] if with_windows else [WINDOWS, WINDOW_TIMES])
-    with FileLock(root / COMMIT_LOCK):  # readers opening the index wait until the swap is done
-        atomic_write_json(root / JOURNAL, {"renames": [[tmp, final] for final, tmp in names.items()],
-                                           "remove": remove})
-        _replay_journal(root)
+def commit(root: Path, summary: dict) -> dict:
+    """Make ``summary`` (model, view, windows, inputs, segments, generation, counts) the index's state: one
+    atomic replace of ``index.json``. Then delete what no longer belongs to it: segments and deletion lists it
+    does not name, format 1's files, the pending chunks."""
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "vidprompt_version": __version__, **summary,
+            "dtype": "float16", "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    with FileLock(root / COMMIT_LOCK):  # a reader opening the index sees the old state or the new one, whole
+        atomic_write_json(root / META, meta)
+    collect_garbage(root, meta, pending=True)
+    return meta
 
 
-def _write_arrays(root: Path, names: dict, entries: list[dict], sources: list[tuple], dim: int,
-                  with_windows: bool, window_rows: int) -> None:
-    """Fill the new (memory-mapped) arrays from their sources, one fancy-indexed copy per source."""
-    clips_out = np.lib.format.open_memmap(root / names[EMBEDDINGS], mode="w+", dtype=DTYPE,
-                                          shape=(len(sources), dim))
-    windows_out = times_out = None
-    if with_windows:
-        windows_out = np.lib.format.open_memmap(root / names[WINDOWS], mode="w+", dtype=DTYPE,
-                                                shape=(window_rows, dim))
-        times_out = np.zeros((window_rows, 2), np.float64)
-    placed = [e for e in entries if e.get("error") is None]  # the same order as sources
-    groups: dict[int, tuple] = {}
-    for entry, (source, row, span) in zip(placed, sources):
-        arrays, dest, rows, window_dest, window_rows_src = groups.setdefault(id(source[0]),
-                                                                             (source, [], [], [], []))
-        dest.append(entry["row"])
-        rows.append(row)
-        if with_windows:
-            first = entry["windows"][0]
-            window_dest.extend(range(first, first + span[1]))
-            window_rows_src.extend(range(span[0], span[0] + span[1]))
-    for (clips, windows, times), dest, rows, window_dest, window_src in groups.values():
-        clips_out[dest] = clips[rows]
-        if window_dest:
-            windows_out[window_dest] = windows[window_src]
-            times_out[window_dest] = times[window_src]
-    for out in (clips_out, windows_out):
-        if out is not None:
-            out.flush()
-    del clips_out, windows_out
-    for name in (EMBEDDINGS, WINDOWS):  # on disk before the journal can swap them in
-        if name in names:
-            with open(root / names[name], "rb+") as handle:
-                os.fsync(handle.fileno())
-    if with_windows:
-        atomic_write(root / names[WINDOW_TIMES], lambda tmp: _save_npy(tmp, times_out))
+def recommit(root: Path, meta: dict, **changes) -> dict:
+    """Commit the state ``meta`` describes with ``changes`` to its keys (e.g. a new ``ann`` record)."""
+    summary = {key: value for key, value in meta.items() if key not in _STAMPED}
+    return commit(root, {**summary, **changes})
 
 
-def _save_npy(path: str, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array)
+def collect_garbage(root: Path, meta: dict, pending: bool = False) -> None:
+    """Delete the files of ``root`` that the committed ``meta`` (format 2) does not name: left by an older
+    state, or by a build killed before its commit. ``pending``: the pending chunks too (after a commit)."""
+    keep = {segment_name(record["number"]): record.get("dead") for record in meta["segments"]}
+    keep_ann = (record_of(meta) or {}).get("file")
+    with FileLock(root / COMMIT_LOCK):  # not while a reader is opening the files
+        folder = root / SEGMENTS
+        for child in (folder.iterdir() if folder.is_dir() else ()):
+            if child.name not in keep:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+                continue
+            for stale in child.glob("*dead-*.npy*"):
+                if stale.name != keep[child.name]:
+                    stale.unlink()
+        for name in (*_SWAPPED, JOURNAL):  # format 1's, once migrated (index.json is format 2's now)
+            for path in (root / name, root / f".{name}.next"):
+                if path.is_file() and path.name != META:
+                    path.unlink()
+        ann = root / ANN
+        for stale in (ann.iterdir() if ann.is_dir() else ()):
+            if stale.name != keep_ann:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        if pending and (root / PENDING).is_dir():
+            shutil.rmtree(root / PENDING)
