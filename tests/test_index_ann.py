@@ -57,7 +57,7 @@ def _same_hits(index: VideoIndex, queries, top_k: int, whole_clips: bool = False
         fast = index.search_embedding(query, top_k, whole_clips=whole_clips)
         assert index.last_search.startswith("approximate")
         slow = index.search_embedding(query, top_k, whole_clips=whole_clips, exact=True)
-        assert index.last_search == "exact"
+        assert index.last_search.startswith("exact")
         assert [(h.path, h.start, h.row, h.window) for h in fast] == [(h.path, h.start, h.row, h.window) for h in slow]
         np.testing.assert_allclose([h.score for h in fast], [h.score for h in slow], rtol=0, atol=1e-6)
         all_hits.append(fast)
@@ -80,7 +80,7 @@ def test_a_flat_approximate_index_answers_as_the_exact_scan_through_updates(tmp_
     queries = [np.asarray(v.windows[0], np.float32) for v in index.videos()]
     _same_hits(index, queries, 5)
     index.search_embedding(queries[0], 3, whole_clips=True)
-    assert index.last_search == "exact"  # clips: not the table it covers
+    assert index.last_search.startswith("exact")  # clips: not the table it covers
 
     added = [str(write_video(lib / f"new{i}.mp4", solid_video(rgb, n=12))) for i, rgb in enumerate(COLOURS[6:])]
     os.unlink(paths[1])
@@ -191,7 +191,7 @@ def test_without_faiss_or_with_a_damaged_file_search_is_exact(tmp_path, monkeypa
         mp.setattr(vpann, "_faiss", no_faiss)
         index = VideoIndex(root)
         assert [[(h.path, h.score) for h in index.search_embedding(q, 5)] for q in queries] == expected
-        assert index.last_search == "exact"
+        assert index.last_search.startswith("exact")
         with pytest.raises(UsageError, match=r"ann ivf: .*pip install"):
             shortlist.check_setting("ivf")
         assert shortlist.check_setting("auto") == "auto"
@@ -206,7 +206,7 @@ def test_without_faiss_or_with_a_damaged_file_search_is_exact(tmp_path, monkeypa
     with caplog.at_level(logging.WARNING):
         index = VideoIndex(root)
         assert [[(h.path, h.score) for h in index.search_embedding(q, 5)] for q in queries] == expected
-    assert index.last_search == "exact" and "approximate index unusable" in caplog.text
+    assert index.last_search.startswith("exact") and "approximate index unusable" in caplog.text
     meta = update_shortlist(root, meta)  # the next build trains a new one
     assert VideoIndex(root).shortlist.usable
 
@@ -226,6 +226,8 @@ def test_cli_ann_and_exact(tmp_path, cli_env):
     assert built.returncode == 0, built.stderr
     table = run_cli("search", str(root), "a red clip", "-k", "3", *TINY, env=cli_env)
     assert table.returncode == 0 and "approximate: flat over 4 clips, re-ranked exactly" in table.stdout, table.stdout
+    exact_table = run_cli("search", str(root), "a red clip", "-k", "3", "--exact", *TINY, env=cli_env)
+    assert exact_table.returncode == 0 and "exact: all 4 clips scanned" in exact_table.stdout, exact_table.stdout
     fast = run_cli("search", str(root), "a red clip", "-k", "3", "--json", *TINY, env=cli_env)
     slow = run_cli("search", str(root), "a red clip", "-k", "3", "--json", "--exact", *TINY, env=cli_env)
     assert fast.returncode == slow.returncode == 0 and json.loads(fast.stdout) == json.loads(slow.stdout)

@@ -79,8 +79,7 @@ def render_hits(hits, title: str, stream: Optional[TextIO] = None, how: Optional
     if not hits:
         console.print("no results (the index is empty)")
         return
-    table = Table(title=f"search: {title}", title_justify="left",
-                  caption=how if how and how != "exact" else None, caption_justify="left")
+    table = Table(title=f"search: {title}", title_justify="left", caption=how, caption_justify="left")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("video", overflow="fold")

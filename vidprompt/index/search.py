@@ -82,7 +82,7 @@ class VideoIndex:
         self._checked = None  # the last model that passed check_model
         record = shortlist.record_of(meta)  # opened (memory-mapped) while the lock keeps its file in place
         self.shortlist = shortlist.Shortlist(self.root, record, self.segments) if record else None
-        self.last_search = None  # how the last search was answered: "exact", or the shortlist described
+        self.last_search = None  # how the last search was answered, in words: "exact: ..." or "approximate: ..."
 
     def __len__(self) -> int:
         """Videos with an embedding."""
@@ -211,7 +211,9 @@ class VideoIndex:
             found = approximate.top(query, pool) if approximate is not None else None
             if found is None:
                 ids, scores = exact_top_k(tables, query, pool)
-                exhausted, self.last_search = len(ids) < pool, "exact"
+                rows = sum(len(table) - (0 if table.dead is None else len(table.dead)) for table in tables)
+                exhausted = len(ids) < pool
+                self.last_search = f"exact: all {rows:,} {'windows' if use_windows else 'clips'} scanned"
             else:
                 (ids, scores, exhausted), self.last_search = found, approximate.describe()
             hits = self._hits(ids, scores, use_windows, top_k)
