@@ -242,3 +242,29 @@ def test_cli_ann_and_exact(tmp_path, cli_env):
     assert "--ann ivf" in lines[0] and not (tmp_path / "other").exists()
     searched = run_cli("search", str(root), "a red clip", "-k", "3", "--json", *TINY, env=env)
     assert searched.returncode == 0 and json.loads(searched.stdout) == json.loads(slow.stdout)
+
+
+@pytest.mark.parametrize("record", [
+    {"setting": "auto", "index": {"file": "../../../etc/passwd", "kind": "ivf", "table": "clips", "segments": [0],
+                                  "rows": 10, "trained_rows": 10}},
+    {"setting": "bogus", "index": {"file": "ann-000000-ivf.faiss", "kind": "ivf", "table": "clips",
+                                   "segments": "all", "rows": 10, "trained_rows": 10}},
+    {"setting": "ivf", "index": "yes"},
+    "nonsense",
+])
+def test_a_malformed_record_is_no_approximate_index(tmp_path, record):
+    """index.json's ann record only ever names a file of the ann folder by its own pattern; anything else in
+    it is ignored (search is exact) and the next build writes a proper record."""
+    rows, queries = clustered_embeddings(500, 16, queries=1, seed=7)
+    root = tmp_path / "idx"
+    meta = write_index(root, rows)
+    from vidprompt.index.store import recommit
+
+    meta = recommit(root, meta, ann=record)
+    index = VideoIndex(root)
+    assert index.shortlist is None and len(index.search_embedding(queries[0], 3)) == 3
+    assert index.last_search.startswith("exact")
+    meta = update_shortlist(root, meta)  # a well-formed record: auto (500 rows: none), or the valid setting's
+    expected = "ivf" if isinstance(record, dict) and record["setting"] == "ivf" else "auto"
+    assert meta["ann"]["setting"] == expected and shortlist.record_of(meta) == meta["ann"]["index"]
+    assert _ann_files(root) == ([meta["ann"]["index"]["file"]] if expected == "ivf" else [])
