@@ -268,3 +268,38 @@ def test_a_malformed_record_is_no_approximate_index(tmp_path, record):
     expected = "ivf" if isinstance(record, dict) and record["setting"] == "ivf" else "auto"
     assert meta["ann"]["setting"] == expected and shortlist.record_of(meta) == meta["ann"]["index"]
     assert _ann_files(root) == ([meta["ann"]["index"]["file"]] if expected == "ivf" else [])
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL at a chosen point (BaseException: no handler on the way catches it)."""
+
+
+def test_a_build_killed_while_it_updates_the_approximate_index_loses_nothing(tmp_path, monkeypatch):
+    """Killed after the new FAISS file is written but before index.json names it: the index is the previous
+    state (old approximate index, new rows scanned exactly), and the next commit deletes the orphan; a
+    temporary file a killed save left behind goes the same way."""
+    from vidprompt.index import build as vpbuild
+
+    rows, queries = clustered_embeddings(3000, 32, queries=3, seed=8)
+    root = tmp_path / "idx"
+    first = update_shortlist(root, write_index(root, rows), "flat")["ann"]["index"]["file"]
+    more, _ = clustered_embeddings(1000, 32, seed=9)
+    write_index(root, more, first_video=3000)  # 1000 uncovered > a fifth of 3000: the update adds them
+
+    def killed(*args, **kwargs):
+        raise Killed
+
+    with monkeypatch.context() as mp:
+        mp.setattr(vpbuild, "recommit", killed)
+        with pytest.raises(Killed):
+            update_shortlist(root, read_meta(root))
+    assert len(_ann_files(root)) == 2 and read_meta(root)["ann"]["index"]["file"] == first
+    index = VideoIndex(root)
+    for query in [*queries, np.asarray(more[10], np.float32)]:
+        fast = index.search_embedding(query, 5)
+        assert index.last_search.startswith("approximate: flat over 3,000 clips")
+        assert [h.row for h in fast] == [h.row for h in index.search_embedding(query, 5, exact=True)]
+
+    (root / "ann" / ".ann-000009-flat.faiss.x1y2.tmp").write_bytes(b"half a file")
+    meta = update_shortlist(root, read_meta(root))
+    assert meta["ann"]["index"]["segments"] == [0, 1] and _ann_files(root) == [meta["ann"]["index"]["file"]]
