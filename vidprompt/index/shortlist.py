@@ -1,6 +1,6 @@
 """The approximate index an index folder keeps beside its segments, and how a search uses it.
 
-An exact search multiplies the query with every live row: ~12 ms a query per 100k rows of width 512 on two
+An exact search multiplies the query with every live row: ~10 ms a query per 100k rows of width 512 on two
 CPU cores, half a second at 5M. Past :data:`AUTO_ROWS` searched rows (with FAISS installed, ``vidprompt[ann]``)
 a build also keeps an approximate index (:mod:`.ann`) over the searched table (the windows when the index has
 them, else the clips). It only shortlists: a search asks it for a few hundred candidates, drops those deleted
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "ann"
 SETTINGS = ("auto", "none", *ann.KINDS)
-AUTO_ROWS = 250_000  # an exact scan of 250k rows takes ~30 ms a query on 2 cores; past it, shortlist
+AUTO_ROWS = 250_000  # an exact scan of 250k rows takes ~25 ms a query on 2 cores; past it, shortlist
 AUTO_KIND = "ivf"  # hnsw builds ~10x slower on a CPU for a similar recall (benchmarks/search_scale.py)
 STALE_SHARE = 0.2  # uncovered rows scanned exactly, as a share of the covered ones, before they are added
 REGROW = 2.0  # rows added since training, as a multiple of the trained rows, before training again
@@ -170,7 +170,7 @@ def _suggest_faiss(meta: dict, segments: list[Segment], setting: str) -> None:
     if setting != "auto" or live >= AUTO_ROWS:
         log.warning('warning: FAISS is not installed, so search scans all %s %s exactly (~%d ms a query); '
                     'pip install "vidprompt[ann]" for approximate search', f"{live:,}", table,
-                    max(1, round(live / 1e5 * 12)))
+                    max(1, round(live / 1e5 * 10)))
 
 
 def _sample(segments: list[Segment], table: str, size: int, seed: int = 0) -> np.ndarray:
