@@ -14,6 +14,8 @@ from typing import Iterable
 import numpy as np
 import torch
 
+from .segment import Segment, global_id
+
 CHUNK_ROWS = 65536  # rows multiplied at once: 64 MB of float16 at width 512
 
 
@@ -29,6 +31,12 @@ class Table:
         return int(self.matrix.shape[0])
 
 
+def segment_table(segment: Segment, windows: bool) -> Table:
+    """A segment's window or clip rows as a table of global ids, its deleted rows left out."""
+    matrix, dead = segment.table(windows)
+    return Table(matrix, global_id(segment.number, 0), global_id(segment.number, dead))
+
+
 def exact_top_k(tables: Iterable[Table], query: np.ndarray, k: int, chunk_rows: int = CHUNK_ROWS,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best rows for ``query`` [D] -> (global ids, float32 cosines), best first; ties go to the lower
@@ -39,7 +47,7 @@ def exact_top_k(tables: Iterable[Table], query: np.ndarray, k: int, chunk_rows: 
     for table in tables:
         for start in range(0, len(table), chunk_rows):
             ids, scores = _chunk_candidates(table, start, min(len(table), start + chunk_rows), query, k)
-            best_ids, best_scores = _merge(best_ids, best_scores, ids, scores, k)
+            best_ids, best_scores = merge(best_ids, best_scores, ids, scores, k)
     return best_ids, best_scores
 
 
@@ -60,14 +68,15 @@ def _chunk_candidates(table: Table, start: int, stop: int, query: np.ndarray, k:
     local = torch.topk(scores, min(max(8 * k, k + 64), live)).indices.numpy()
     local.sort()  # memory-map reads in file order
     exact = np.asarray(rows[local], np.float32) @ query
-    ids, exact = _merge(np.zeros(0, np.int64), np.zeros(0, np.float32),
+    ids, exact = merge(np.zeros(0, np.int64), np.zeros(0, np.float32),
                         local.astype(np.int64) + table.first_id + start, exact.astype(np.float32), k)
     return ids, exact
 
 
-def _merge(ids_a, scores_a, ids_b, scores_b, k: int):
-    ids = np.concatenate([ids_a, ids_b])
-    scores = np.concatenate([scores_a, scores_b])
+def merge(ids_a, scores_a, ids_b, scores_b, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of two (ids, scores) lists: by score, ties to the lower id."""
+    ids = np.concatenate([np.asarray(ids_a, np.int64), np.asarray(ids_b, np.int64)])
+    scores = np.concatenate([np.asarray(scores_a, np.float32), np.asarray(scores_b, np.float32)])
     order = np.lexsort((ids, -scores))[:k]  # by score, then by id
     return ids[order], scores[order]
 

@@ -20,7 +20,7 @@ from ..errors import OptionValueError, UsageError, VidpromptError, out_of_range
 from ..locks import FileLock
 from ..video import ViewConfig
 from . import shortlist
-from .scan import Table, exact_top_k
+from .scan import exact_top_k, segment_table
 from .segment import Segment, SegmentDamaged, global_id, split_id
 from .store import (COMMIT_LOCK, JOURNAL, DamagedIndex, check_folder, describe_model, finish_commit,
                     model_difference, model_record, open_segments, read_meta_file, stored_rows)
@@ -202,7 +202,7 @@ class VideoIndex:
         if query.shape[0] != self.model["embed_dim"]:
             raise UsageError(f"query has {query.shape[0]} dimensions, the index {self.model['embed_dim']}")
         use_windows = self.has_windows and not whole_clips
-        tables = [self._table(segment, use_windows) for segment in self.segments]
+        tables = [segment_table(segment, use_windows) for segment in self.segments]
         approximate = self.shortlist if (
             not exact and self.shortlist is not None and self.shortlist.usable
             and self.shortlist.table == ("windows" if use_windows else "clips")) else None
@@ -220,11 +220,6 @@ class VideoIndex:
             if len(hits) >= top_k or exhausted:
                 return hits
             pool *= 4  # overlapping windows of one video took the places: look further down
-
-    @staticmethod
-    def _table(segment: Segment, windows: bool) -> Table:
-        matrix, dead = (segment.windows, segment.dead_windows) if windows else (segment.embeddings, segment.dead_rows)
-        return Table(matrix, global_id(segment.number, 0), global_id(segment.number, dead))
 
     def _hits(self, ids: np.ndarray, scores: np.ndarray, use_windows: bool, top_k: int) -> list[Hit]:
         hits: list[Hit] = []

@@ -72,6 +72,10 @@ class Segment:
         self.dead_rows = np.sort(rows[rows >= 0])
         self.dead_windows = self._windows_of(self.dead_rows) if with_windows else None
 
+    def table(self, windows: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The window rows or the clip rows, and the sorted numbers of those deleted since."""
+        return (self.windows, self.dead_windows) if windows else (self.embeddings, self.dead_rows)
+
     def _check(self, dim: int) -> None:
         entries, rows = len(self.entry_rows), len(self.row_entries)
         problem = None

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import OptionValueError
 from . import ann
-from .scan import Table, exact_top_k
+from .scan import exact_top_k, merge, segment_table
 from .segment import ID_BITS, Segment, global_id
 
 log = logging.getLogger(__name__)
@@ -88,16 +88,13 @@ def record_of(meta: dict | None) -> dict | None:
     return record
 
 
-def _matrix(segment: Segment, table: str) -> np.ndarray:
-    return segment.windows if table == "windows" else segment.embeddings
-
-
-def _dead(segment: Segment, table: str) -> np.ndarray:
-    return segment.dead_windows if table == "windows" else segment.dead_rows
+def _rows(segment: Segment, table: str) -> tuple[np.ndarray, np.ndarray]:
+    return segment.table(table == "windows")
 
 
 def _live(segment: Segment, table: str) -> int:
-    return len(_matrix(segment, table)) - len(_dead(segment, table))
+    matrix, dead = _rows(segment, table)
+    return len(matrix) - len(dead)
 
 
 # --- keeping it current (a build, holding the build lock) ---------------------------------------------------------
@@ -175,7 +172,7 @@ def _suggest_faiss(meta: dict, segments: list[Segment], setting: str) -> None:
 
 def _sample(segments: list[Segment], table: str, size: int, seed: int = 0) -> np.ndarray:
     """``size`` live rows drawn uniformly without replacement (seeded: the same index trains the same)."""
-    lives = [np.setdiff1d(np.arange(len(_matrix(s, table)), dtype=np.int64), _dead(s, table)) for s in segments]
+    lives = [np.setdiff1d(np.arange(len(_rows(s, table)[0]), dtype=np.int64), _rows(s, table)[1]) for s in segments]
     counts = np.asarray([len(live) for live in lives], np.int64)
     total = int(counts.sum())
     picks = np.sort(np.random.default_rng(seed).choice(total, size=min(size, total), replace=False))
@@ -184,8 +181,8 @@ def _sample(segments: list[Segment], table: str, size: int, seed: int = 0) -> np
     for segment, live, start, stop in zip(segments, lives, starts[:-1], starts[1:]):
         mine = picks[(picks >= start) & (picks < stop)] - start
         if len(mine):
-            parts.append(np.asarray(_matrix(segment, table)[live[mine]], np.float32))
-    dim = _matrix(segments[0], table).shape[1]
+            parts.append(np.asarray(_rows(segment, table)[0][live[mine]], np.float32))
+    dim = _rows(segments[0], table)[0].shape[1]
     return np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
 
 
@@ -196,7 +193,7 @@ def _no_progress(total: int):
 
 def _add_segment(index: ann.ApproximateIndex, segment: Segment, table: str,
                  progress: Callable[[int], None] | None) -> None:
-    matrix, dead = _matrix(segment, table), _dead(segment, table)
+    matrix, dead = _rows(segment, table)
     for start in range(0, len(matrix), ADD_ROWS):
         stop = min(len(matrix), start + ADD_ROWS)
         local = np.arange(start, stop, dtype=np.int64)
@@ -247,10 +244,9 @@ class Shortlist:
         found, _ = self.index.search(query, candidates)
         ids, rows = self._live_rows(found)
         ids, scores = ann.rerank(ids, rows, query, pool) if len(ids) else (ids, np.zeros(0, np.float32))
-        tables = [Table(_matrix(s, self.table), global_id(s.number, 0), global_id(s.number, _dead(s, self.table)))
-                  for s in self.uncovered]
+        tables = [segment_table(s, self.table == "windows") for s in self.uncovered]
         more_ids, more_scores = exact_top_k(tables, query, pool)
-        ids, scores = _merge(ids, scores, more_ids, more_scores, pool)
+        ids, scores = merge(ids, scores, more_ids, more_scores, pool)
         exhausted = len(found) < candidates and len(more_ids) < pool
         return ids, scores, exhausted
 
@@ -263,8 +259,8 @@ class Shortlist:
             if segment is None:
                 continue  # merged away or dropped since
             local = np.sort(np.asarray(found[numbers == number], np.int64) & ((1 << ID_BITS) - 1))
-            matrix = _matrix(segment, self.table)
-            local = local[(local < len(matrix)) & ~np.isin(local, _dead(segment, self.table))]
+            matrix, dead = _rows(segment, self.table)
+            local = local[(local < len(matrix)) & ~np.isin(local, dead)]
             if len(local):
                 ids.append(global_id(int(number), local))
                 rows.append(np.asarray(matrix[local], np.float32))
@@ -272,9 +268,3 @@ class Shortlist:
             return np.zeros(0, np.int64), np.zeros((0, 1), np.float32)
         return np.concatenate(ids), np.concatenate(rows)
 
-
-def _merge(ids_a, scores_a, ids_b, scores_b, k: int):
-    ids = np.concatenate([np.asarray(ids_a, np.int64), np.asarray(ids_b, np.int64)])
-    scores = np.concatenate([np.asarray(scores_a, np.float32), np.asarray(scores_b, np.float32)])
-    order = np.lexsort((ids, -scores))[:k]
-    return ids[order], scores[order]
