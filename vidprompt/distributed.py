@@ -189,18 +189,28 @@ def share_from_main(produce: Callable[[], Any]) -> Any:
     return value
 
 
-def step_together(state: str, message: str = "") -> bool:
+def step_together(state: str, message: str = "", payload: Any = None, *,
+                  received: Callable[[list], None] | None = None, then: str = "") -> bool:
     """One collective step of a run whose ranks have different amounts of work. Each rank calls it after each
     unit of its own work (``running``), then with ``done`` until it returns True (every rank is done); a rank
-    that fails calls it once with ``failed`` and its message. Raises :class:`PeerFailed` on the others."""
+    that fails calls it once with ``failed`` and its message. Raises :class:`PeerFailed` on the others, its
+    message ending in ``then`` (what became of the work, e.g. "rerun to resume").
+
+    ``payload`` (picklable) travels to every rank: ``received`` gets every rank's, in rank order, before a
+    failure is raised, so what a failing rank finished is still handed over."""
     if not is_distributed():
+        if received is not None:
+            received([payload])
         return True
+    tail = f"; {then}" if then else ""
     try:
-        parts = all_gather_object((state, message))
+        parts = all_gather_object((state, message, payload))
     except Exception as exc:
-        raise PeerFailed(f"lost contact with the other processes ({type(exc).__name__}: {exc})") from exc
-    failed = [(r, m) for r, (s, m) in enumerate(parts) if s == "failed" and r != rank()]
+        raise PeerFailed(f"lost contact with the other processes ({type(exc).__name__}: {exc}){tail}") from exc
+    if received is not None:
+        received([p for _, _, p in parts])
+    failed = [(r, m) for r, (s, m, _) in enumerate(parts) if s == "failed" and r != rank()]
     if failed:
         r, m = failed[0]
-        raise PeerFailed(f"process {r} of {len(parts)} failed ({m})")
-    return all(s == "done" for s, _ in parts)
+        raise PeerFailed(f"process {r} of {len(parts)} failed ({m}){tail}")
+    return all(s == "done" for s, _, _ in parts)

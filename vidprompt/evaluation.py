@@ -479,27 +479,21 @@ class EvalRun:
             handle = self.predictions_path.open("a", encoding="utf-8", newline="\n")
         buffer: list[dict] = []
 
-        def exchange(state: str, message: str = "") -> bool:
-            """One gather step; True once every rank is through. Raises when another rank failed."""
-            try:
-                parts = distributed.all_gather_object((state, message, list(buffer)))
-            except Exception as exc:
-                raise _PeerFailed(f"lost contact with the other processes ({type(exc).__name__}: {exc}); "
-                                  "the videos finished so far are kept, rerun to resume") from exc
-            buffer.clear()
-            new = [record for _, _, records in parts for record in records]
+        def keep(parts: list) -> None:
+            new = [record for records in parts for record in records]
             for record in new:
                 self.records[record["index"]] = record
             if handle is not None and new:
                 self._append(handle, "".join(json.dumps(r) + "\n" for r in new))
             if progress is not None and new:
                 progress(len(new))
-            failed = [(r, m) for r, (s, m, _) in enumerate(parts) if s == "failed" and r != me]
-            if failed:
-                r, m = failed[0]
-                raise _PeerFailed(f"process {r} of {world} failed ({m}); the videos finished so far are kept, "
-                                  "rerun to resume")
-            return all(s == "done" for s, _, _ in parts)
+
+        def exchange(state: str, message: str = "") -> bool:
+            """One gather step; True once every rank is through. Raises when another rank failed."""
+            records = list(buffer)
+            buffer.clear()
+            return distributed.step_together(state, message, records, received=keep,
+                                             then="the videos finished so far are kept, rerun to resume")
 
         try:
             try:
@@ -509,19 +503,16 @@ class EvalRun:
                     for position, _, probs, error in batches:
                         index = shard[position]
                         buffer.append(self._record(index, probs, error))
-            except _PeerFailed:
+            except distributed.PeerFailed:
                 raise
             except Exception as exc:  # tell the others (and hand over what this batch finished), then raise
                 try:
                     exchange("failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
-                except _PeerFailed:
+                except distributed.PeerFailed:
                     pass
                 raise
             while not exchange("done"):
                 pass
-        except _PeerFailed as exc:
-            exc.reported_on_main = not distributed.is_main()
-            raise
         finally:
             if handle is not None:
                 handle.close()
@@ -566,10 +557,6 @@ class EvalRun:
         if not distributed.is_main():
             return []
         return write_report_files(self.out_dir, report, self.ordered_records())
-
-
-class _PeerFailed(VidpromptError):
-    """Another process of a torchrun evaluation failed (or vanished)."""
 
 
 def evaluate(classifier: VideoClassifier, dataset: VideoDataset, out_dir: str | Path | None = None,
