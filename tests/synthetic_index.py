@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vidprompt.index.segment import segment_name, write_segment
-from vidprompt.index.store import SEGMENTS, commit, live_counts, open_segments, read_meta
+from vidprompt.index.store import SEGMENTS, commit_segments, read_meta
 
 WINDOW_SECONDS = 2.0
 
@@ -53,4 +53,7 @@ def write_index(root: Path, clips: np.ndarray, windows: np.ndarray | None = None
                "windows": {"window": WINDOW_SECONDS, "stride": WINDOW_SECONDS} if windows_per_video else None,
                "inputs": None, "segments": records, "generation": generation - 1,
                "ann": (meta or {}).get("ann")}
-    return commit(root, {**summary, **live_counts(open_segments(root, {**summary, "format_version": 2}))})
+    meta, opened = commit_segments(root, summary)
+    for segment in opened:
+        segment.close()
+    return meta

@@ -29,8 +29,8 @@ from ..locks import FileLock
 from ..video import absolute_source, is_url
 from . import shortlist
 from .segment import NewSegment, segment_name, write_dead
-from .store import (PENDING, SEGMENTS, Chunk, build_identity, check_folder, claim_index, collect_garbage, commit,
-                    jsonable, live_counts, model_difference, model_record, open_segments, read_chunk, read_meta,
+from .store import (PENDING, SEGMENTS, Chunk, build_identity, check_folder, claim_index, collect_garbage,
+                    commit_segments, jsonable, model_difference, model_record, open_segments, read_chunk, read_meta,
                     recommit, stored_rows, windows_setting)
 
 log = logging.getLogger(__name__)
@@ -300,13 +300,13 @@ class IndexBuild:
         summary = {"model": self.record, "view": self.identity["view"], "windows": self.identity["windows"],
                    "inputs": inputs, "segments": records, "generation": generation,
                    "ann": {"setting": shortlist.setting_of(self.meta), "index": shortlist.record_of(self.meta)}}
-        meta = commit(self.root, {**summary, **live_counts(open_segments(self.root, {**summary, "format_version": 2}))})
-        for segment in self.segments:
-            segment.close()
-        if self.compact or _needs_compaction(self.root, meta):
+        meta, segments = commit_segments(self.root, summary)
+        _close(self.segments)
+        if self.compact or _needs_compaction(segments):
+            _close(segments)
             meta = compact_index(self.root, ann=self.ann, ann_progress=self.ann_progress)
         else:
-            meta = update_shortlist(self.root, meta, self.ann, self.ann_progress)
+            meta = update_shortlist(self.root, meta, self.ann, self.ann_progress, segments)
         report.videos, report.windows = meta["videos"], meta["window_rows"]
 
 
@@ -399,8 +399,7 @@ def _add_video(chunk: Chunk, clf, video, clip: np.ndarray | None, windows: dict 
 GONE = "file not found"
 
 
-def _needs_compaction(root: Path, meta: dict) -> bool:
-    segments = open_segments(root, meta)
+def _needs_compaction(segments: list) -> bool:
     rows = sum(len(segment.row_entries) for segment in segments)
     deleted = sum(len(segment.dead_rows) for segment in segments)
     return len(segments) > MAX_SEGMENTS or (rows > 0 and deleted / rows > MAX_DEAD_SHARE)
@@ -426,22 +425,27 @@ def compact_index(root: str | os.PathLike, *, ann: str | None = None, ann_progre
     if new.entries:
         new.write(root / SEGMENTS / segment_name(generation), meta["model"]["embed_dim"])
         records.append({"number": generation, "dead": None})
-    for segment in segments:
-        segment.close()
+    _close(segments)
     summary = {key: meta.get(key) for key in ("model", "view", "windows", "inputs")}
     summary.update(segments=records, generation=generation,
                    ann={"setting": shortlist.setting_of(meta), "index": None})
-    meta = commit(root, {**summary, **live_counts(open_segments(root, {**summary, "format_version": 2}))})
-    return update_shortlist(root, meta, ann, ann_progress)
+    meta, segments = commit_segments(root, summary)
+    return update_shortlist(root, meta, ann, ann_progress, segments)
 
 
-def update_shortlist(root: Path, meta: dict, setting: str | None = None, progress: Callable | None = None) -> dict:
+def update_shortlist(root: Path, meta: dict, setting: str | None = None, progress: Callable | None = None,
+                     segments: list | None = None) -> dict:
     """Bring the approximate index of the committed ``meta`` up to date (:func:`.shortlist.refresh`) and
-    commit its record when it changed; the caller holds the build lock. Returns the ``index.json`` in force."""
-    segments = open_segments(root, meta)
+    commit its record when it changed; the caller holds the build lock. ``segments``: those of ``meta``,
+    already opened (closed here). Returns the ``index.json`` in force."""
+    segments = open_segments(root, meta) if segments is None else segments
     try:
         record = shortlist.refresh(root, meta, segments, setting, progress)
     finally:
-        for segment in segments:
-            segment.close()
+        _close(segments)
     return meta if record == meta.get("ann") else recommit(root, meta, ann=record)
+
+
+def _close(segments: list) -> None:
+    for segment in segments:
+        segment.close()

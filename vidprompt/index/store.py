@@ -496,6 +496,13 @@ def commit(root: Path, summary: dict) -> dict:
     return meta
 
 
+def commit_segments(root: Path, summary: dict) -> tuple[dict, list[Segment]]:
+    """:func:`commit` ``summary`` with its live counts, read from the segments it names, which are returned
+    opened (a build goes on with them: compaction check, approximate index)."""
+    segments = open_segments(root, {**summary, "format_version": FORMAT_VERSION})
+    return commit(root, {**summary, **live_counts(segments)}), segments
+
+
 def recommit(root: Path, meta: dict, **changes) -> dict:
     """Commit the state ``meta`` describes with ``changes`` to its keys (e.g. a new ``ann`` record)."""
     summary = {key: value for key, value in meta.items() if key not in _STAMPED}
