@@ -346,13 +346,21 @@ def discard_index(root: str | os.PathLike) -> None:
     next build starts fresh."""
     root = Path(root)
     with FileLock(root / COMMIT_LOCK):
-        for name in (*_SWAPPED, JOURNAL):
-            for path in (root / name, root / f".{name}.next"):
-                if path.is_file():
-                    path.unlink()
+        for path in _format_1_files(root):
+            path.unlink()
+        if (root / META).is_file():
+            (root / META).unlink()
         for folder in (SEGMENTS, ANN):
             if (root / folder).is_dir():
                 shutil.rmtree(root / folder)
+
+
+def _format_1_files(root: Path) -> list[Path]:
+    """What a format-1 index has beside ``index.json``: its arrays and manifest, the swap copies of those and of
+    ``index.json``, its journal."""
+    paths = [root / name for name in (*_SWAPPED, JOURNAL) if name != META]
+    paths += [root / f".{name}.next" for name in (*_SWAPPED, JOURNAL)]
+    return [path for path in paths if path.is_file()]
 
 
 def _read_manifest(path: Path, with_windows: bool = False) -> list[dict]:
@@ -523,10 +531,8 @@ def collect_garbage(root: Path, meta: dict, pending: bool = False) -> None:
             for stale in child.glob("*dead-*.npy*"):
                 if stale.name != keep[child.name]:
                     stale.unlink()
-        for name in (*_SWAPPED, JOURNAL):  # format 1's, once migrated (index.json is format 2's now)
-            for path in (root / name, root / f".{name}.next"):
-                if path.is_file() and path.name != META:
-                    path.unlink()
+        for path in _format_1_files(root):  # once migrated
+            path.unlink()
         ann = root / ANN
         for stale in (ann.iterdir() if ann.is_dir() else ()):
             if stale.name != keep_ann:
