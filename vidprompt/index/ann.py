@@ -12,14 +12,15 @@ Kinds (parameters chosen from the expected number of rows, see :func:`choose_par
 
 | kind | FAISS index | bytes a row (width 512) | build on 2 cores |
 |---|---|---|---|
-| ``ivf`` | inverted lists (k-means) of 4-bit scalar-quantised residuals | 256 + 8 (id) | 21 s at 1M, 115 s at 5M |
-| ``hnsw`` | HNSW graph (32 links) over 8-bit scalar-quantised rows | 512 + ~260 + 8 | 184 s at 1M |
+| ``ivf`` | inverted lists (k-means) of 4-bit scalar-quantised residuals | 256 + 8 (id) | 20 s at 1M, 119 s at 5M |
+| ``hnsw`` | HNSW graph (32 links) over 8-bit scalar-quantised rows | 512 + ~260 + 8 | 187 s at 1M |
 | ``flat`` | every row in float32, exact inner products | 2,048 + 8 | none (tests) |
 
 Recall is measured, not assumed: ``tests/test_ann.py`` and ``benchmarks/search_scale.py`` check recall@10 after
 re-ranking against the exact scan on clustered embeddings; the published bound is 0.95. Measured on 2 cores
-(512-d, 200 held-out queries, 128 candidates, index + re-ranking): ivf 0.998 at 1M (1.4 ms median, exact scan
-118 ms) and 1.000 at 5M (5.2 ms median, 11 ms p95; exact scan 580 ms); hnsw 0.983 at 1M (0.9 ms).
+(512-d, 200 held-out queries, 128 candidates, index + re-ranking): ivf 0.998 at 1M (1.3 ms median, exact scan
+115 ms); hnsw 0.983 at 1M (2.2 ms); through an index folder and ``VideoIndex``, ivf 1.000 at 5M (7.6 ms median,
+16.8 ms p95; exact scan 531 ms).
 
 Files: :meth:`ApproximateIndex.save` writes one FAISS file atomically; its kind, parameters and row count are
 read back from the FAISS index itself, so there is no second file to keep in step. ``load`` memory-maps the
